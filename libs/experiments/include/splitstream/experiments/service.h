@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,11 @@ class Service {
   virtual Result<Experiment> Start(const std::string& key) = 0;
   // running|draft -> stopped.
   virtual Result<Experiment> Stop(const std::string& key) = 0;
+  // Changes the traffic fraction and/or the variant weights (same variant keys, same
+  // order). Stored assignments never move; lowering traffic never moves a user in.
+  virtual Result<Experiment> UpdateAllocation(const std::string& key,
+                                              std::optional<double> traffic,
+                                              std::optional<std::vector<double>> weights) = 0;
 
   // Assigns asynchronously. `done` runs on a service thread after the assignment is durable
   // (or immediately for errors and not-in-experiment answers). NotFound for an unknown
