@@ -12,8 +12,7 @@ void InitLogging(std::string_view level) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   auto parsed = spdlog::level::from_str(std::string(level));
   // from_str maps unknown names to "off"; an unknown name should not silence the process.
-  spdlog::set_level(parsed == spdlog::level::off && level != "off" ? spdlog::level::info
-                                                                   : parsed);
+  spdlog::set_level(parsed == spdlog::level::off && level != "off" ? spdlog::level::info : parsed);
 }
 
 }  // namespace splitstream

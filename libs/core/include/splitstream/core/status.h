@@ -14,17 +14,17 @@ namespace splitstream {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // malformed or semantically invalid input (HTTP 400/422)
-  kNotFound,           // a named thing does not exist (404)
-  kAlreadyExists,      // a key is taken (409)
-  kConflict,           // the request conflicts with current state (409)
-  kFailedPrecondition, // the operation is not allowed in the current state (409)
-  kUnauthenticated,    // missing or unknown credentials (401)
-  kPermissionDenied,   // valid credentials without the right (403)
-  kPayloadTooLarge,    // request body over the limit (413)
-  kUnavailable,        // a dependency is down; retrying may help (503)
-  kDataLoss,           // an invariant on stored data is broken
-  kInternal,           // a bug or an unexpected dependency answer (500)
+  kInvalidArgument,     // malformed or semantically invalid input (HTTP 400/422)
+  kNotFound,            // a named thing does not exist (404)
+  kAlreadyExists,       // a key is taken (409)
+  kConflict,            // the request conflicts with current state (409)
+  kFailedPrecondition,  // the operation is not allowed in the current state (409)
+  kUnauthenticated,     // missing or unknown credentials (401)
+  kPermissionDenied,    // valid credentials without the right (403)
+  kPayloadTooLarge,     // request body over the limit (413)
+  kUnavailable,         // a dependency is down; retrying may help (503)
+  kDataLoss,            // an invariant on stored data is broken
+  kInternal,            // a bug or an unexpected dependency answer (500)
 };
 
 // The stable lowercase name of a code ("invalid_argument", ...), used as the API error code.
@@ -87,8 +87,8 @@ class [[nodiscard]] Status {
 }  // namespace splitstream
 
 // Returns early from the enclosing function when `expr` yields a non-OK Status.
-#define SPLITSTREAM_RETURN_IF_ERROR(expr)      \
-  do {                                         \
-    ::splitstream::Status _st = (expr);        \
-    if (!_st.ok()) return _st;                 \
+#define SPLITSTREAM_RETURN_IF_ERROR(expr) \
+  do {                                    \
+    ::splitstream::Status _st = (expr);   \
+    if (!_st.ok()) return _st;            \
   } while (0)

@@ -1,0 +1,138 @@
+// Against a real PostgreSQL: SPLITSTREAM_PG_DSN (scripts/stack env) must name a database.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "splitstream/pg/pg.h"
+
+namespace splitstream::pg {
+namespace {
+
+std::string Dsn() {
+  const char* dsn = std::getenv("SPLITSTREAM_PG_DSN");
+  return dsn ? dsn : "";
+}
+
+class PgTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(Dsn().empty()) << "SPLITSTREAM_PG_DSN is not set (run under scripts/test)";
+    auto conn = Connection::Open(Dsn());
+    ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+    conn_ = std::move(conn).value();
+    ASSERT_TRUE(conn_
+                    ->ExecScript("DROP TABLE IF EXISTS pg_test_t; "
+                                 "CREATE TABLE pg_test_t (id int PRIMARY KEY, s text)")
+                    .ok());
+  }
+  void TearDown() override {
+    if (conn_) (void)conn_->ExecScript("DROP TABLE IF EXISTS pg_test_t");
+  }
+  std::unique_ptr<Connection> conn_;
+};
+
+TEST_F(PgTest, ExecWithParametersAndNulls) {
+  auto ins = conn_->Exec("INSERT INTO pg_test_t VALUES ($1, $2), ($3, $4)",
+                         {"1", "it's \"quoted\"", "2", std::nullopt});
+  ASSERT_TRUE(ins.ok()) << ins.status().ToString();
+  EXPECT_EQ(ins->affected(), 2);
+  auto rows = conn_->Exec("SELECT id, s FROM pg_test_t ORDER BY id");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(rows->text(0, 1), "it's \"quoted\"");
+  EXPECT_FALSE(rows->at(1, 1).has_value());
+  EXPECT_EQ(rows->columns()[1], "s");
+}
+
+TEST_F(PgTest, ErrorsCarrySqlStateAndCode) {
+  ASSERT_TRUE(conn_->Exec("INSERT INTO pg_test_t VALUES (1, 'a')").ok());
+  auto dup = conn_->Exec("INSERT INTO pg_test_t VALUES (1, 'b')");
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(conn_->LastSqlState(), kUniqueViolation);
+  EXPECT_NE(dup.status().message().find("23505"), std::string::npos);
+  auto bad = conn_->Exec("SELECT $1::int", {"not a number"});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(PgTest, ArrayParametersRoundTripThroughUnnest) {
+  std::vector<Param> ids = {"1", "2", "3"};
+  std::vector<Param> texts = {"a\"b", std::nullopt, "c\\d,{}"};
+  auto ins = conn_->Exec("INSERT INTO pg_test_t SELECT * FROM unnest($1::int[], $2::text[])",
+                         {ArrayLiteral(ids), ArrayLiteral(texts)});
+  ASSERT_TRUE(ins.ok()) << ins.status().ToString();
+  auto rows = conn_->Exec("SELECT s FROM pg_test_t ORDER BY id");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->text(0, 0), "a\"b");
+  EXPECT_FALSE(rows->at(1, 0).has_value());
+  EXPECT_EQ(rows->text(2, 0), "c\\d,{}");
+}
+
+TEST_F(PgTest, CopyIn) {
+  auto n = conn_->CopyIn("COPY pg_test_t (id, s) FROM STDIN", "1\tone\n2\t\\N\n3\tthree\n");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 3);
+  auto bad = conn_->CopyIn("COPY pg_test_t (id, s) FROM STDIN", "x\ty\n");
+  EXPECT_FALSE(bad.ok());
+  // The connection is usable after a failed COPY.
+  auto rows = conn_->Exec("SELECT count(*) FROM pg_test_t");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->text(0, 0), "3");
+}
+
+TEST_F(PgTest, ListenNotify) {
+  ASSERT_TRUE(conn_->Listen("pg_test_channel").ok());
+  auto other = Connection::Open(Dsn());
+  ASSERT_TRUE(other.ok());
+  auto none = conn_->WaitNotification(std::chrono::milliseconds(10));
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE((*other)->Exec("SELECT pg_notify('pg_test_channel', $1)", {"hello"}).ok());
+  auto got = conn_->WaitNotification(std::chrono::milliseconds(5000));
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->payload, "hello");
+}
+
+TEST(PgPool, LeasesBlockUntilReleasedAndRollBackOpenTransactions) {
+  ASSERT_FALSE(Dsn().empty()) << "SPLITSTREAM_PG_DSN is not set";
+  auto pool = Pool::Create(Dsn(), 1);
+  ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+  {
+    auto lease = (*pool)->Acquire();
+    ASSERT_TRUE(lease.ok());
+    EXPECT_EQ((*pool)->in_use(), 1);
+    auto second = (*pool)->Acquire(std::chrono::milliseconds(50));
+    EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+    ASSERT_TRUE((*lease)->ExecScript("BEGIN; CREATE TEMP TABLE pool_tx (x int)").ok());
+  }
+  EXPECT_EQ((*pool)->in_use(), 0);
+  auto lease = (*pool)->Acquire();
+  ASSERT_TRUE(lease.ok());
+  // The transaction of the previous holder was rolled back: the temp table is gone.
+  auto rows = (*lease)->Exec("SELECT to_regclass('pg_temp.pool_tx') IS NULL");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->text(0, 0), "t");
+}
+
+TEST(PgPool, ConcurrentUse) {
+  ASSERT_FALSE(Dsn().empty()) << "SPLITSTREAM_PG_DSN is not set";
+  auto pool = Pool::Create(Dsn(), 3);
+  ASSERT_TRUE(pool.ok());
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) {
+        auto lease = (*pool)->Acquire();
+        if (lease.ok() && (*lease)->Exec("SELECT 1").ok()) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 160);
+}
+
+}  // namespace
+}  // namespace splitstream::pg
