@@ -1,0 +1,95 @@
+#include "splitstream/config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace splitstream::config {
+namespace {
+
+EnvLookup MapEnv(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+std::string WriteFile(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(Config, DefaultsMatchTheDesign) {
+  auto cfg = Load("", {}, MapEnv({}));
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->pg_dsn, "host=127.0.0.1 port=54329 dbname=splitstream user=postgres");
+  EXPECT_EQ(cfg->kafka_brokers, "");
+  EXPECT_EQ(cfg->clickhouse_url, "http://127.0.0.1:58123");
+  EXPECT_EQ(cfg->clickhouse_database, "experiments");
+  EXPECT_EQ(cfg->topic_prefix, "dbserver1");
+  EXPECT_EQ(cfg->http_addr, "127.0.0.1:8080");
+}
+
+TEST(Config, FlagsBeatEnvironmentBeatFileBeatDefaults) {
+  std::string path = WriteFile("precedence.toml",
+                               "topic_prefix = \"from_file\"\nhttp_addr = \"0.0.0.0:1\"\n"
+                               "clickhouse_database = \"file_db\"\npg_pool_size = 3\n");
+  auto cfg = Load(
+      path, {{"topic_prefix", "from_flag"}},
+      MapEnv({{"SPLITSTREAM_TOPIC_PREFIX", "from_env"}, {"SPLITSTREAM_HTTP_ADDR", "127.0.0.1:9"}}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->topic_prefix, "from_flag");
+  EXPECT_EQ(cfg->http_addr, "127.0.0.1:9");
+  EXPECT_EQ(cfg->clickhouse_database, "file_db");
+  EXPECT_EQ(cfg->pg_pool_size, 3);
+  EXPECT_EQ(cfg->kafka_brokers, "");
+}
+
+TEST(Config, BadFileNamesKeyAndPlace) {
+  auto unknown = Load(WriteFile("unknown.toml", "pg_dns = \"x\"\n"), {}, MapEnv({}));
+  EXPECT_EQ(unknown.status().field(), "pg_dns");
+  EXPECT_NE(unknown.status().message().find("unknown setting"), std::string::npos);
+  auto type = Load(WriteFile("type.toml", "pg_pool_size = \"many\"\n"), {}, MapEnv({}));
+  EXPECT_EQ(type.status().field(), "pg_pool_size");
+  auto syntax = Load(WriteFile("syntax.toml", "pg_dsn = \n"), {}, MapEnv({}));
+  EXPECT_EQ(syntax.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(syntax.status().message().find("syntax.toml:1:"), std::string::npos);
+  auto missing = Load("/nonexistent/splitstream.toml", {}, MapEnv({}));
+  EXPECT_FALSE(missing.ok());
+}
+
+TEST(Config, BadEnvironmentValue) {
+  auto cfg = Load("", {}, MapEnv({{"SPLITSTREAM_PG_POOL_SIZE", "-2"}}));
+  EXPECT_EQ(cfg.status().field(), "pg_pool_size");
+  EXPECT_NE(cfg.status().message().find("SPLITSTREAM_PG_POOL_SIZE"), std::string::npos);
+}
+
+TEST(Config, HttpHostPort) {
+  Config cfg;
+  cfg.http_addr = "127.0.0.1:8081";
+  auto hp = cfg.HttpHostPort();
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->first, "127.0.0.1");
+  EXPECT_EQ(hp->second, 8081);
+  cfg.http_addr = "[::1]:80";
+  EXPECT_EQ(cfg.HttpHostPort()->first, "::1");
+  cfg.http_addr = "localhost";
+  EXPECT_EQ(cfg.HttpHostPort().status().field(), "http_addr");
+  cfg.http_addr = "h:99999";
+  EXPECT_FALSE(cfg.HttpHostPort().ok());
+}
+
+TEST(Config, RedactedHidesSecrets) {
+  Config cfg;
+  cfg.admin_token = "adm-secret";
+  cfg.pg_dsn = "host=x password=pw123";
+  std::string text = cfg.Redacted();
+  EXPECT_EQ(text.find("adm-secret"), std::string::npos);
+  EXPECT_EQ(text.find("pw123"), std::string::npos);
+  EXPECT_NE(text.find("admin_token = ***"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace splitstream::config
