@@ -1,0 +1,31 @@
+#include <spdlog/spdlog.h>
+
+#include "commands.h"
+#include "splitstream/core/strings.h"
+#include "splitstream/experiments/migrations.h"
+#include "splitstream/pg/pg.h"
+
+namespace splitstream::app {
+
+Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts) {
+  if (opts.months_ahead < 0 || opts.retention_months < 0) {
+    return Status::InvalidArgument("--months-ahead and --retention-months must be >= 0");
+  }
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto conn, pg::Connection::Open(cfg.pg_dsn));
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto report, experiments::Migrate(*conn));
+  for (const auto& name : report.applied) spdlog::info("migrate: applied {}", name);
+  spdlog::info("migrate: PostgreSQL schema at version {} ({} applied now)", report.current_version,
+               report.applied.size());
+  int months_back = opts.retention_months > 0 ? opts.retention_months : 1;
+  SPLITSTREAM_ASSIGN_OR_RETURN(
+      auto created, experiments::EnsureEventPartitions(*conn, months_back, opts.months_ahead));
+  for (const auto& name : created) spdlog::info("migrate: created partition {}", name);
+  if (opts.retention_months > 0) {
+    SPLITSTREAM_ASSIGN_OR_RETURN(
+        auto dropped, experiments::DropEventPartitionsOlderThan(*conn, opts.retention_months));
+    for (const auto& name : dropped) spdlog::info("migrate: dropped partition {}", name);
+  }
+  return Status::Ok();
+}
+
+}  // namespace splitstream::app

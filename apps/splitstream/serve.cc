@@ -1,0 +1,104 @@
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <thread>
+
+#include "commands.h"
+#include "splitstream/api/server.h"
+#include "splitstream/experiments/migrations.h"
+#include "splitstream/experiments/service.h"
+#include "splitstream/pg/pg.h"
+
+namespace splitstream::app {
+namespace {
+
+// Keeps monthly partitions of events created ahead while the server runs.
+class PartitionKeeper {
+ public:
+  explicit PartitionKeeper(pg::Pool* pool) : pool_(pool), thread_([this] { Run(); }) {}
+  ~PartitionKeeper() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      auto lease = pool_->Acquire();
+      if (lease.ok()) {
+        auto created = experiments::EnsureEventPartitions(**lease, 1, 3);
+        if (!created.ok()) {
+          spdlog::warn("partition maintenance: {}", created.status().ToString());
+        } else {
+          for (const auto& name : *created) spdlog::info("created partition {}", name);
+        }
+      }
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::hours(1), [this] { return stop_; });
+    }
+  }
+
+  pg::Pool* pool_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace
+
+Status RunServe(const config::Config& cfg) {
+  if (cfg.admin_token.empty() || cfg.client_token.empty()) {
+    return Status::InvalidArgument(
+        "SPLITSTREAM_ADMIN_TOKEN and SPLITSTREAM_CLIENT_TOKEN must both be set (scripts/demo "
+        "generates them)");
+  }
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto host_port, cfg.HttpHostPort());
+
+  // Block the shutdown signals in every thread started from here; this thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto pool,
+                               pg::Pool::Create(cfg.pg_dsn, static_cast<int>(cfg.pg_pool_size)));
+  experiments::ServiceOptions service_opts;
+  service_opts.conninfo = cfg.pg_dsn;
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto service,
+                               experiments::Service::Create(pool.get(), service_opts));
+  api::ServerOptions server_opts;
+  server_opts.host = host_port.first;
+  server_opts.port = host_port.second;
+  server_opts.threads = static_cast<int>(cfg.http_threads);
+  server_opts.max_body_bytes = static_cast<size_t>(cfg.max_body_bytes);
+  server_opts.admin_token = cfg.admin_token;
+  server_opts.client_token = cfg.client_token;
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto server,
+                               api::Server::Start(server_opts, service.get(), pool.get()));
+  PartitionKeeper keeper(pool.get());
+  spdlog::info("serve: listening on http://{}:{} ({} PostgreSQL connections)", host_port.first,
+               server->port(), pool->size());
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("serve: {} received, finishing in-flight requests", strsignal(sig));
+  server->Shutdown();
+  server->Wait();
+  service->Shutdown();
+  spdlog::info("serve: stopped");
+  return Status::Ok();
+}
+
+}  // namespace splitstream::app
