@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "splitstream/core/named_type.h"
@@ -14,6 +15,8 @@ namespace splitstream::experiments {
 
 enum class ExperimentStatus { kDraft, kRunning, kStopped };
 std::string_view StatusName(ExperimentStatus s);  // "draft", "running", "stopped"
+// The inverse of StatusName; std::nullopt for any other text.
+std::optional<ExperimentStatus> ParseExperimentStatus(std::string_view name);
 
 struct VariantSpec {
   std::string key;
@@ -26,8 +29,8 @@ struct MetricSpec {
   std::string event_type;
   std::string kind = "conversion";  // conversion | mean | count | ratio | quantile
   std::optional<std::string> denominator_event_type;  // ratio only
-  std::optional<double> quantile;                      // quantile only, in (0, 1)
-  std::optional<int64_t> window_hours;                 // window after exposure
+  std::optional<double> quantile;                     // quantile only, in (0, 1)
+  std::optional<int64_t> window_hours;                // window after exposure
   bool higher_is_better = true;
   bool guardrail = false;
 };
@@ -46,12 +49,30 @@ struct ExperimentSpec {
   std::vector<MetricSpec> metrics;
 };
 
-// Checks every rule on a spec and fills defaults (name, seed). The Status names the field,
-// e.g. "variants[2].weight".
+// Checks every rule on a spec and fills defaults (name, seed). The Status is
+// InvalidArgument and names the first offending field, e.g. "variants[2].weight":
+//   key          [a-z0-9][a-z0-9_.-]{0,63}
+//   name         defaults to key; at most 200 bytes.  description: at most 10 000 bytes
+//   variants     2..16; variants[i].key a key, unique; variants[i].weight finite and > 0
+//   traffic      finite, in [0, 1]
+//   layer        a key when set; 0 <= layer_start < layer_end <= 1 (layer_start, layer_end);
+//                a share other than [0, 1) without a layer names "layer"
+//   seed         defaults to key; at most 256 bytes.  hash_version: 1 or 2
+//   metrics      at most 64; metrics[i].key a key, unique; metrics[i].event_type 1..128 bytes;
+//                metrics[i].kind conversion|mean|count|ratio|quantile; ratio needs
+//                denominator_event_type (and only ratio has one); quantile needs quantile in
+//                (0, 1) (and only quantile has one); window_hours > 0 when set
 Status ValidateAndNormalize(ExperimentSpec& spec);
+
+// The single-value rules of ValidateAndNormalize, shared with UpdateAllocation.
+Status ValidateWeight(double weight, const std::string& field);  // finite, > 0
+Status ValidateTraffic(double traffic);                          // finite, in [0, 1]
 
 // Checks a key (experiment, variant or layer): [a-z0-9][a-z0-9_.-]{0,63}.
 bool IsValidKey(std::string_view key);
+
+// True for well-formed UTF-8 without NUL bytes: what a PostgreSQL text value can hold.
+bool IsValidText(std::string_view text);
 
 struct Variant {
   VariantId id;
@@ -78,10 +99,10 @@ struct Assignment {
   std::string experiment;
   std::string user_id;
   bool in_experiment = false;
-  std::string variant;      // key, when in_experiment
-  std::string reason;       // "assigned", "stored", "not_in_layer", "not_in_traffic", "not_running"
-  bool stored = false;      // true when returned from a previously stored assignment
-  int64_t assigned_at_us = 0;
+  std::string variant;  // key, when in_experiment
+  std::string reason;   // "assigned", "stored", "not_in_layer", "not_in_traffic", "not_running"
+  bool stored = false;  // true when returned from a previously stored assignment
+  int64_t assigned_at_us = 0;  // when first stored; 0 when not in the experiment
 };
 
 struct Event {
@@ -91,7 +112,9 @@ struct Event {
   std::optional<double> value;
   std::string properties_json = "{}";  // a JSON object, already validated
   std::optional<int64_t> ts_us;        // defaults to the server's time
-  std::optional<std::string> event_id; // UUID; generated when missing
+  // UUID; a v4 one is generated when missing. An event whose (event_id, ts) is already
+  // stored is skipped (idempotent retries: resend the same event_id AND ts).
+  std::optional<std::string> event_id;
 };
 
 // Limits of the API, shared by the HTTP layer and the service.

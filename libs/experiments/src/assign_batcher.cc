@@ -1,0 +1,218 @@
+#include "assign_batcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <exception>
+
+#include "splitstream/pg/pg.h"
+#include "sql_util.h"
+
+namespace splitstream::experiments::internal {
+
+namespace {
+
+// One statement for the whole batch. Inputs with a NULL variant are lookups only.
+// - DISTINCT ON keeps one row per (experiment, user) so duplicates within a batch insert once.
+// - The final SELECT reads `assignments` with the statement's snapshot, which does not see
+//   the rows `ins` inserts (hence the join on `ins`) nor rows another transaction committed
+//   after the snapshot was taken: ON CONFLICT skipped those, both joins find nothing, and
+//   the caller re-reads them with a fresh statement.
+constexpr std::string_view kAssignSql = R"sql(
+WITH input AS (
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY
+    AS t(experiment_id, user_id, variant_id, ord)
+), ins AS (
+  INSERT INTO assignments (experiment_id, user_id, variant_id)
+  SELECT DISTINCT ON (experiment_id, user_id) experiment_id, user_id, variant_id
+  FROM input WHERE variant_id IS NOT NULL
+  ORDER BY experiment_id, user_id, ord
+  ON CONFLICT (experiment_id, user_id) DO NOTHING
+  RETURNING experiment_id, user_id, variant_id, assigned_at
+)
+SELECT i.ord,
+       coalesce(ins.variant_id, a.variant_id),
+       (extract(epoch FROM coalesce(ins.assigned_at, a.assigned_at)) * 1000000)::bigint,
+       ins.variant_id IS NOT NULL
+FROM input i
+LEFT JOIN ins ON ins.experiment_id = i.experiment_id AND ins.user_id = i.user_id
+LEFT JOIN assignments a ON a.experiment_id = i.experiment_id AND a.user_id = i.user_id
+ORDER BY i.ord)sql";
+
+constexpr std::string_view kRereadSql = R"sql(
+SELECT t.ord, a.variant_id, (extract(epoch FROM a.assigned_at) * 1000000)::bigint
+FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS t(experiment_id, user_id, ord)
+JOIN assignments a ON a.experiment_id = t.experiment_id AND a.user_id = t.user_id)sql";
+
+struct Outcome {
+  std::optional<int64_t> variant_id;
+  int64_t assigned_at_us = 0;
+  bool inserted = false;
+};
+
+void Deliver(PendingAssign& p, Result<Assignment> result) {
+  try {
+    p.done(std::move(result));
+  } catch (const std::exception& e) {
+    spdlog::error("assignment callback threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("assignment callback threw");
+  }
+}
+
+Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<PendingAssign>& batch) {
+  std::vector<pg::Param> exp_ids, user_ids, variant_ids;
+  exp_ids.reserve(batch.size());
+  user_ids.reserve(batch.size());
+  variant_ids.reserve(batch.size());
+  for (const PendingAssign& p : batch) {
+    exp_ids.emplace_back(std::to_string(p.def->experiment.id.value()));
+    user_ids.emplace_back(p.user_id);
+    if (p.variant) {
+      variant_ids.emplace_back(std::to_string(p.def->experiment.variants[*p.variant].id.value()));
+    } else {
+      variant_ids.emplace_back(std::nullopt);
+    }
+  }
+  SPLITSTREAM_ASSIGN_OR_RETURN(
+      auto rows, conn.Exec(kAssignSql, {pg::ArrayLiteral(exp_ids), pg::ArrayLiteral(user_ids),
+                                        pg::ArrayLiteral(variant_ids)}));
+  if (rows.size() != batch.size()) {
+    return Status::Internal("assignment statement returned an unexpected row count");
+  }
+  std::vector<Outcome> out(batch.size());
+  std::vector<size_t> missing;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t ord, ParseInt64(rows.text(r, 0)));
+    if (ord < 1 || static_cast<size_t>(ord) > batch.size()) {
+      return Status::Internal("assignment statement returned an unexpected ordinal");
+    }
+    Outcome& o = out[ord - 1];
+    SPLITSTREAM_ASSIGN_OR_RETURN(o.variant_id, ParseOptionalInt64(rows.at(r, 1)));
+    if (o.variant_id) {
+      SPLITSTREAM_ASSIGN_OR_RETURN(o.assigned_at_us, ParseInt64(rows.text(r, 2)));
+    } else if (batch[ord - 1].variant) {
+      missing.push_back(ord - 1);
+    }
+    o.inserted = rows.text(r, 3) == "t";
+  }
+  if (!missing.empty()) {
+    // Committed by another server between our snapshot and our insert: read it now.
+    std::vector<pg::Param> m_exp, m_user;
+    for (size_t i : missing) {
+      m_exp.push_back(exp_ids[i]);
+      m_user.push_back(user_ids[i]);
+    }
+    SPLITSTREAM_ASSIGN_OR_RETURN(
+        auto again, conn.Exec(kRereadSql, {pg::ArrayLiteral(m_exp), pg::ArrayLiteral(m_user)}));
+    for (size_t r = 0; r < again.size(); ++r) {
+      SPLITSTREAM_ASSIGN_OR_RETURN(int64_t ord, ParseInt64(again.text(r, 0)));
+      if (ord < 1 || static_cast<size_t>(ord) > missing.size()) {
+        return Status::Internal("assignment re-read returned an unexpected ordinal");
+      }
+      Outcome& o = out[missing[ord - 1]];
+      SPLITSTREAM_ASSIGN_OR_RETURN(o.variant_id, ParseOptionalInt64(again.at(r, 1)));
+      SPLITSTREAM_ASSIGN_OR_RETURN(o.assigned_at_us, ParseInt64(again.text(r, 2)));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+AssignBatcher::AssignBatcher(pg::Pool* pool, int max_batch, int threads)
+    : pool_(pool), max_batch_(static_cast<size_t>(std::max(1, max_batch))) {
+  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Run(); });
+}
+
+AssignBatcher::~AssignBatcher() { Shutdown(); }
+
+bool AssignBatcher::Submit(PendingAssign& p) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return false;
+    queue_.push_back(std::move(p));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void AssignBatcher::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  threads_.clear();
+}
+
+void AssignBatcher::Run() {
+  std::vector<PendingAssign> batch;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      while (!queue_.empty() && batch.size() < max_batch_) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    Process(batch);
+    batch.clear();
+  }
+}
+
+void AssignBatcher::Process(std::vector<PendingAssign>& batch) {
+  batches_.fetch_add(1);
+  rows_.fetch_add(batch.size());
+  Result<std::vector<Outcome>> outcomes = Status::Internal("not run");
+  {
+    auto lease = pool_->Acquire();
+    if (!lease.ok()) {
+      outcomes = lease.status();
+    } else {
+      outcomes = Write(**lease, batch);
+    }
+  }  // the connection returns to the pool before the callbacks run
+  if (!outcomes.ok()) {
+    Status st = outcomes.status().WithContext("store assignments");
+    spdlog::warn("{}", st.ToString());
+    for (PendingAssign& p : batch) Deliver(p, st);
+    return;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    PendingAssign& p = batch[i];
+    const Outcome& o = (*outcomes)[i];
+    Assignment a;
+    a.experiment = p.def->experiment.spec.key;
+    a.user_id = p.user_id;
+    if (!o.variant_id) {
+      if (p.variant) {
+        Deliver(p, Status::Internal("the stored assignment could not be read back"));
+        continue;
+      }
+      a.in_experiment = false;
+      a.reason = p.reason_if_absent;
+      Deliver(p, std::move(a));
+      continue;
+    }
+    int index = p.def->VariantIndex(VariantId(*o.variant_id));
+    if (index < 0) {
+      Deliver(p, Status::DataLoss("a stored assignment names a variant of another experiment"));
+      continue;
+    }
+    a.in_experiment = true;
+    a.variant = p.def->experiment.variants[index].key;
+    a.stored = !o.inserted;
+    a.reason = o.inserted ? "assigned" : "stored";
+    a.assigned_at_us = o.assigned_at_us;
+    Deliver(p, std::move(a));
+  }
+}
+
+}  // namespace splitstream::experiments::internal

@@ -1,0 +1,159 @@
+// Against a real PostgreSQL (SPLITSTREAM_PG_DSN): migrations and event partitions.
+#include "splitstream/experiments/migrations.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "splitstream/pg/pg.h"
+#include "splitstream/testing/test_database.h"
+
+namespace splitstream::experiments {
+namespace {
+
+class MigrationsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = testing::TestDatabase::CreateEmpty();
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    db_ = std::move(db).value();
+    auto conn = pg::Connection::Open(db_->dsn());
+    ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+    conn_ = std::move(conn).value();
+  }
+
+  std::vector<std::string> Partitions() {
+    auto rows = conn_->Exec(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'events'::regclass ORDER BY 1");
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    std::vector<std::string> out;
+    if (!rows.ok()) return out;
+    for (size_t r = 0; r < rows->size(); ++r) out.emplace_back(rows->text(r, 0));
+    return out;
+  }
+
+  std::string MonthName(int offset) {
+    auto rows = conn_->Exec(
+        "SELECT 'events_' || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + "
+        "make_interval(months => $1), 'YYYY_MM')",
+        {std::to_string(offset)});
+    EXPECT_TRUE(rows.ok());
+    return rows.ok() ? std::string(rows->text(0, 0)) : "";
+  }
+
+  std::unique_ptr<testing::TestDatabase> db_;
+  std::unique_ptr<pg::Connection> conn_;
+};
+
+TEST_F(MigrationsTest, SecondRunAppliesNothing) {
+  auto first = Migrate(*conn_);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->applied.size(), 4u);
+  EXPECT_EQ(first->current_version, 4);
+
+  auto second = Migrate(*conn_);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(second->applied.empty());
+  EXPECT_EQ(second->current_version, 4);
+
+  auto versions = conn_->Exec("SELECT version, name FROM schema_migrations ORDER BY version");
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 4u);
+  EXPECT_EQ(versions->text(0, 0), "1");
+  EXPECT_EQ(versions->text(0, 1), "experiments_and_variants");
+  EXPECT_EQ(versions->text(3, 0), "4");
+
+  for (const char* table : {"experiments", "variants", "assignments", "events"}) {
+    auto exists = conn_->Exec("SELECT to_regclass($1) IS NOT NULL", {std::string(table)});
+    ASSERT_TRUE(exists.ok());
+    EXPECT_EQ(exists->text(0, 0), "t") << table;
+  }
+  // The GIN index on properties and the BRIN index on ts.
+  auto indexes = conn_->Exec(
+      "SELECT string_agg(indexdef, ' | ' ORDER BY indexname) FROM pg_indexes "
+      "WHERE tablename = 'events'");
+  ASSERT_TRUE(indexes.ok());
+  EXPECT_NE(indexes->text(0, 0).find("USING gin (properties)"), std::string::npos);
+  EXPECT_NE(indexes->text(0, 0).find("USING brin (ts)"), std::string::npos);
+}
+
+TEST_F(MigrationsTest, ConcurrentMigrationsDoNotRace) {
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  std::vector<Status> results(kThreads);
+  std::vector<size_t> applied(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto conn = pg::Connection::Open(db_->dsn());
+      if (!conn.ok()) {
+        results[t] = conn.status();
+        return;
+      }
+      auto report = Migrate(**conn);
+      results[t] = report.status();
+      if (report.ok()) applied[t] = report->applied.size();
+    });
+  }
+  for (auto& t : threads) t.join();
+  size_t total = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_TRUE(results[t].ok()) << results[t].ToString();
+    total += applied[t];
+  }
+  EXPECT_EQ(total, 4u);  // every migration applied exactly once
+}
+
+TEST_F(MigrationsTest, MigrateCreatesPartitionsAroundNow) {
+  ASSERT_TRUE(Migrate(*conn_).ok());
+  std::vector<std::string> expected;
+  for (int m = -1; m <= 3; ++m) expected.push_back(MonthName(m));
+  EXPECT_EQ(Partitions(), expected);
+
+  // A row in the current month lands in its partition; no partition → rejected.
+  auto ok = conn_->ExecScript(
+      "INSERT INTO experiments (key, name, seed) VALUES ('e', 'e', 'e');"
+      "INSERT INTO variants (experiment_id, key, weight, position) VALUES (1, 'a', 1, 0);"
+      "INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, ts) "
+      "VALUES (gen_random_uuid(), 1, 1, 'u', 'click', now())");
+  EXPECT_TRUE(ok.ok()) << ok.ToString();
+  auto bad = conn_->Exec(
+      "INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, ts) "
+      "VALUES (gen_random_uuid(), 1, 1, 'u', 'click', now() - interval '3 years')");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(conn_->LastSqlState(), pg::kCheckViolation);
+}
+
+TEST_F(MigrationsTest, EnsureIsIdempotentAndDropHonoursRetention) {
+  ASSERT_TRUE(Migrate(*conn_).ok());
+  auto more = EnsureEventPartitions(*conn_, 6, 3);
+  ASSERT_TRUE(more.ok()) << more.status().ToString();
+  std::vector<std::string> expected_new;
+  for (int m = -6; m <= -2; ++m) expected_new.push_back(MonthName(m));
+  EXPECT_EQ(*more, expected_new);
+  EXPECT_EQ(Partitions().size(), 10u);
+
+  auto again = EnsureEventPartitions(*conn_, 6, 3);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->empty());
+
+  // Keep the current month and two before it.
+  auto dropped = DropEventPartitionsOlderThan(*conn_, 2);
+  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
+  std::vector<std::string> expected_dropped;
+  for (int m = -6; m <= -3; ++m) expected_dropped.push_back(MonthName(m));
+  EXPECT_EQ(*dropped, expected_dropped);
+  auto left = Partitions();
+  EXPECT_EQ(left.size(), 6u);
+  EXPECT_EQ(left.front(), MonthName(-2));
+  EXPECT_EQ(left.back(), MonthName(3));
+
+  auto none = DropEventPartitionsOlderThan(*conn_, 2);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  EXPECT_FALSE(EnsureEventPartitions(*conn_, -1, 3).ok());
+}
+
+}  // namespace
+}  // namespace splitstream::experiments
