@@ -24,7 +24,9 @@ constexpr size_t kMaxMetrics = 64;
 bool IsKeyStart(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool IsKeyChar(char c) { return IsKeyStart(c) || c == '_' || c == '.' || c == '-'; }
 
-std::string Quoted(std::string_view text) { return "\"" + SanitizeForMessage(text, 80) + "\""; }
+std::string Quoted(std::string_view text) {
+  return fmt::format("\"{}\"", SanitizeForMessage(text, 80));
+}
 
 Status ValidateKeyField(std::string_view value, const std::string& field, std::string_view what) {
   if (IsValidKey(value)) return Status::Ok();

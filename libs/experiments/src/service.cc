@@ -35,7 +35,9 @@ constexpr int kPartitionMonthsBack = 1;
 constexpr int kPartitionMonthsAhead = 3;
 constexpr int64_t kFutureToleranceUs = 24LL * 3600 * 1'000'000;
 
-std::string Quoted(std::string_view text) { return "\"" + SanitizeForMessage(text, 80) + "\""; }
+std::string Quoted(std::string_view text) {
+  return fmt::format("\"{}\"", SanitizeForMessage(text, 80));
+}
 
 Status ValidateUserId(std::string_view user_id, const std::string& field) {
   if (user_id.empty()) return Status::InvalidArgument("user_id must not be empty", field);
