@@ -439,6 +439,7 @@ ORDER BY experiment_id)sql",
   }
 
   void Shutdown() override {
+    std::lock_guard<std::mutex> once(shutdown_mu_);  // concurrent callers wait for the first
     {
       std::lock_guard<std::mutex> lock(stop_mu_);
       stopping_ = true;
@@ -603,6 +604,7 @@ WHERE layer = $1 AND status <> 'stopped' ORDER BY id)sql",
 
   std::unique_ptr<internal::AssignBatcher> batcher_;
   std::thread listener_;
+  std::mutex shutdown_mu_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;  // guarded by stop_mu_
