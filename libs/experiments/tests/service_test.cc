@@ -427,6 +427,7 @@ class EventsTest : public ServiceTest {
  protected:
   void SetUp() override {
     ServiceTest::SetUp();
+    if (HasFatalFailure()) return;
     MustCreateRunning(Spec("ev"));
     for (const char* user : {"u1", "u2", "u3"}) {
       auto a = AssignSync(*service_, "ev", user);
