@@ -1,61 +1,14 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
-#include <chrono>
-#include <condition_variable>
 #include <csignal>
-#include <mutex>
-#include <thread>
 
 #include "commands.h"
 #include "splitstream/api/server.h"
-#include "splitstream/experiments/migrations.h"
 #include "splitstream/experiments/service.h"
 #include "splitstream/pg/pg.h"
 
 namespace splitstream::app {
-namespace {
-
-// Keeps monthly partitions of events created ahead while the server runs.
-class PartitionKeeper {
- public:
-  explicit PartitionKeeper(pg::Pool* pool) : pool_(pool), thread_([this] { Run(); }) {}
-  ~PartitionKeeper() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      lock.unlock();
-      auto lease = pool_->Acquire();
-      if (lease.ok()) {
-        auto created = experiments::EnsureEventPartitions(**lease, 1, 3);
-        if (!created.ok()) {
-          spdlog::warn("partition maintenance: {}", created.status().ToString());
-        } else {
-          for (const auto& name : *created) spdlog::info("created partition {}", name);
-        }
-      }
-      lock.lock();
-      cv_.wait_for(lock, std::chrono::hours(1), [this] { return stop_; });
-    }
-  }
-
-  pg::Pool* pool_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // GUARDED_BY(mu_)
-  std::thread thread_;
-};
-
-}  // namespace
 
 Status RunServe(const config::Config& cfg) {
   if (cfg.admin_token.empty() || cfg.client_token.empty()) {
@@ -87,7 +40,6 @@ Status RunServe(const config::Config& cfg) {
   server_opts.client_token = cfg.client_token;
   SPLITSTREAM_ASSIGN_OR_RETURN(auto server,
                                api::Server::Start(server_opts, service.get(), pool.get()));
-  PartitionKeeper keeper(pool.get());
   spdlog::info("serve: listening on http://{}:{} ({} PostgreSQL connections)", host_port.first,
                server->port(), pool->size());
 
