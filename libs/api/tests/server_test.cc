@@ -4,72 +4,29 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <future>
 #include <thread>
 
 #include "fake_service.h"
+#include "http_client.h"
 
 namespace splitstream::api {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace http = boost::beast::http;
 
 constexpr std::string_view kAdmin = "admin-token-for-tests";
 constexpr std::string_view kClient = "client-token-for-tests";
 
-// A blocking HTTP/1.1 client on one connection.
-class Client {
+// Client with the admin token by default; Send(method, target, body, token) picks another.
+class Client : public testing::Client {
  public:
-  explicit Client(uint16_t port) : stream_(ioc_) {
-    stream_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    stream_.expires_after(std::chrono::seconds(30));
+  explicit Client(uint16_t port) : testing::Client(port, std::string(kAdmin)) {}
+  using testing::Client::Send;
+  testing::Response Send(http::verb method, std::string target, std::string body,
+                         std::string_view token) {
+    return SendWith(method, std::move(target), std::move(body), token);
   }
-
-  http::response<http::string_body> Send(http::verb method, std::string target,
-                                         std::string body = "", std::string_view token = kAdmin) {
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    if (!token.empty()) {
-      req.set(http::field::authorization, "Bearer " + std::string(token));
-    }
-    if (!body.empty() || method == http::verb::post) {
-      req.set(http::field::content_type, "application/json");
-      req.body() = std::move(body);
-      req.prepare_payload();
-    }
-    http::write(stream_, req);
-    return Read();
-  }
-
-  http::response<http::string_body> Read() {
-    http::response<http::string_body> res;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(64 << 20);
-    http::read(stream_, buffer_, parser);
-    return parser.release();
-  }
-
-  void WriteRaw(std::string_view bytes) { net::write(stream_.socket(), net::buffer(bytes)); }
-
-  // True when the server closed the connection (EOF or reset on the next read).
-  bool ClosedByServer() {
-    beast::error_code ec;
-    char c;
-    stream_.socket().read_some(net::buffer(&c, 1), ec);
-    return ec == net::error::eof || ec == net::error::connection_reset;
-  }
-
- private:
-  net::io_context ioc_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
 };
 
 class ServerTest : public ::testing::Test {
@@ -215,7 +172,7 @@ TEST_F(ServerTest, ShutdownLetsARequestInFlightFinish) {
 
   service_.Hold();
   Client c(server_->port());
-  std::future<http::response<http::string_body>> answer = std::async(std::launch::async, [&] {
+  std::future<testing::Response> answer = std::async(std::launch::async, [&] {
     return c.Send(http::verb::post, "/v1/assign", R"({"user_id":"late","experiment":"exp"})",
                   kClient);
   });
@@ -256,8 +213,8 @@ TEST_F(ServerTest, DestroyingTheServerDropsLateAnswers) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_EQ(service_.Queued(), 1u);
-  // Shutdown waits up to its grace period for the held assignment; destroy instead from a
-  // thread and release the callback only after the server is gone.
+  // The destructor shuts down, waits out the grace period for the held assignment (10 s),
+  // and closes the gate; the callback is released only after the server is gone.
   std::thread destroyer([&] { server_.reset(); });
   destroyer.join();
   service_.Release();  // the callback now finds the gate closed: no crash, no answer
