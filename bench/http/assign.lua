@@ -1,0 +1,38 @@
+-- wrk script: POST /v1/assign with a different user id on every request.
+-- Environment: EXPERIMENT (key), TOKEN (client token), PREFIX (user id prefix, default "u").
+-- User ids are PREFIX..n with n = thread_index + threads * k, so the first threads*k users
+-- are all assigned after k requests per thread (bench/http/events.lua relies on that).
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  experiment = os.getenv("EXPERIMENT")
+  prefix = os.getenv("PREFIX") or "u"
+  nthreads = tonumber(os.getenv("WRK_THREADS") or "2")
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+end
+
+function request()
+  local n = tid + nthreads * counter
+  counter = counter + 1
+  local body = '{"user_id":"' .. prefix .. n .. '","experiment":"' .. experiment .. '"}'
+  return wrk.format(nil, "/v1/assign", nil, body)
+end
+
+function done(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read +
+              summary.errors.write + summary.errors.timeout
+  io.write(string.format("assign_requests=%d\n", summary.requests))
+  io.write(string.format("assign_rps=%.0f\n", summary.requests / seconds))
+  io.write(string.format("assign_p50_ms=%.3f\n", latency:percentile(50) / 1000))
+  io.write(string.format("assign_p99_ms=%.3f\n", latency:percentile(99) / 1000))
+  io.write(string.format("assign_errors=%d\n", bad))
+end

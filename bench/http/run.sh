@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# HTTP API benchmark against a running `splitstream serve`.
+#
+#   bench/http/run.sh URL ADMIN_TOKEN CLIENT_TOKEN [PG_DSN]
+#
+# 1. creates and starts a fresh experiment (bench-<time>, 50/50, all traffic);
+# 2. POST /v1/assign with wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, a new user id
+#    on every request (assign.lua);
+# 3. POST /v1/events with $BATCH-event batches for users assigned in step 2 (events.lua),
+#    wrk -t$THREADS -c$EVENT_CONNECTIONS -d$DURATION;
+# 4. with PG_DSN: COPY of $COPY_ROWS rows of the same shape into the same `events` table
+#    with psql \copy, timed in the same run, as the ceiling for step 3.
+#
+# Output: machine-readable key=value lines (assign_rps, assign_p50_ms, assign_p99_ms,
+# events_rows_per_s, copy_rows_per_s, ...) on stdout; wrk's own report on stderr.
+# Environment: DURATION (10s), THREADS (2), CONNECTIONS (64), EVENT_CONNECTIONS (8),
+# BATCH (1000), COPY_ROWS (200000).
+set -euo pipefail
+
+if [[ $# -lt 3 ]]; then
+  sed -n '2,18p' "$0" >&2
+  exit 2
+fi
+URL=${1%/}
+ADMIN_TOKEN=$2
+CLIENT_TOKEN=$3
+PG_DSN=${4:-}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+EVENT_CONNECTIONS=${EVENT_CONNECTIONS:-8}
+BATCH=${BATCH:-1000}
+COPY_ROWS=${COPY_ROWS:-200000}
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+for tool in wrk curl; do
+  command -v "$tool" >/dev/null || { echo "bench/http: $tool is not installed" >&2; exit 1; }
+done
+
+api() {  # api METHOD PATH [BODY]: prints the body, fails on a non-2xx status
+  local out status
+  out=$(curl -sS -o "$WORK/body" -w '%{http_code}' -X "$1" "$URL$2" \
+    -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+    ${3:+--data "$3"})
+  status=$out
+  if [[ $status != 2* ]]; then
+    echo "bench/http: $1 $2 -> $status $(cat "$WORK/body")" >&2
+    return 1
+  fi
+  cat "$WORK/body"
+}
+
+EXPERIMENT="bench-$(date +%s)-$$"
+PREFIX="b$$-"
+api POST /v1/experiments "{\"key\":\"$EXPERIMENT\",\"variants\":[{\"key\":\"control\",\"weight\":1},{\"key\":\"treatment\",\"weight\":1}],\"traffic\":1}" >/dev/null
+api POST "/v1/experiments/$EXPERIMENT/start" >/dev/null
+echo "experiment=$EXPERIMENT"
+echo "assign_wrk=wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
+
+# 2. assign
+EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN WRK_THREADS=$THREADS \
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$HERE/assign.lua" "$URL" \
+  >"$WORK/assign.out"
+grep -v '=' "$WORK/assign.out" >&2 || true
+grep '=' "$WORK/assign.out"
+assigned=$(sed -n 's/^assign_requests=//p' "$WORK/assign.out")
+
+# 3. events, for the first USERS users, which every wrk thread assigned early on.
+USERS=1000
+if (( assigned < USERS * 2 )); then
+  echo "bench/http: only $assigned assignments; not enough users for the events run" >&2
+  exit 1
+fi
+echo "events_wrk=wrk -t$THREADS -c$EVENT_CONNECTIONS -d$DURATION --latency batch=$BATCH"
+EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN BATCH=$BATCH USERS=$USERS \
+  wrk -t"$THREADS" -c"$EVENT_CONNECTIONS" -d"$DURATION" --latency -s "$HERE/events.lua" "$URL" \
+  >"$WORK/events.out"
+grep -v '=' "$WORK/events.out" >&2 || true
+grep '=' "$WORK/events.out"
+events_rps=$(sed -n 's/^events_rows_per_s=//p' "$WORK/events.out")
+
+# 4. COPY ceiling: the same columns the service writes, for the same experiment and users.
+if [[ -z $PG_DSN ]]; then
+  echo "copy_rows_per_s=skipped"
+  exit 0
+fi
+command -v psql >/dev/null || { echo "bench/http: psql is not installed" >&2; exit 1; }
+ids=$(psql "$PG_DSN" -XAtq -F ' ' -c "SELECT e.id, min(v.id), max(v.id) FROM experiments e
+  JOIN variants v ON v.experiment_id = e.id WHERE e.key = '$EXPERIMENT' GROUP BY e.id")
+read -r exp_id v1 v2 <<<"$ids"
+python3 - "$COPY_ROWS" "$exp_id" "$v1" "$v2" "$PREFIX" >"$WORK/rows.tsv" <<'PY'
+import sys, uuid, datetime
+n, exp_id, v1, v2, prefix = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+ts = datetime.datetime.now(datetime.timezone.utc).isoformat()
+out = sys.stdout
+for i in range(n):
+    out.write(f"{uuid.uuid4()}\t{exp_id}\t{v1 if i % 2 else v2}\t{prefix}{i % 1000}\tpurchase\t"
+              f"{i % 97}\t{{\"plan\": \"pro\", \"page\": {i % 13}}}\t{ts}\n")
+PY
+start=$(date +%s.%N)
+psql "$PG_DSN" -Xq -v ON_ERROR_STOP=1 -c "\copy events (event_id, experiment_id, variant_id, user_id, event_type, value, properties, ts) FROM '$WORK/rows.tsv'"
+end=$(date +%s.%N)
+copy_rps=$(python3 -c "print(round($COPY_ROWS / ($end - $start)))")
+echo "copy_rows=$COPY_ROWS"
+echo "copy_rows_per_s=$copy_rps"
+python3 -c "print('events_vs_copy=%.2f' % (${events_rps:-0} / $copy_rps))"
