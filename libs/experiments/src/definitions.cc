@@ -71,7 +71,7 @@ std::shared_ptr<const Definition> Snapshot::Find(const std::string& key) const {
 
 Result<std::shared_ptr<const Snapshot>> LoadSnapshot(pg::Connection& conn) {
   pg::Rows exps, vars, mets;
-  Status st = InTransaction(
+  Status st = pg::InTransaction(
       conn,
       [&]() -> Status {
         SPLITSTREAM_ASSIGN_OR_RETURN(exps, conn.Exec(kExperimentsSql));

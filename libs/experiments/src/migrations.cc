@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "splitstream/pg/pg.h"
+#include "sql_util.h"
 
 namespace splitstream::experiments {
 
@@ -104,34 +105,11 @@ CREATE TRIGGER variants_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON v
 constexpr std::string_view kMigrationLock = "SELECT pg_advisory_xact_lock(7311104201)";
 constexpr std::string_view kPartitionLock = "SELECT pg_advisory_xact_lock(7311104202)";
 
-// Runs `body` inside BEGIN/COMMIT; rolls back when it fails.
-template <typename F>
-Status InTransaction(pg::Connection& conn, F&& body) {
-  if (auto begin = conn.Exec("BEGIN"); !begin.ok()) return begin.status();
-  Status st = body();
-  if (st.ok()) {
-    auto commit = conn.Exec("COMMIT");
-    if (commit.ok()) return Status::Ok();
-    st = commit.status();
-  }
-  (void)conn.Exec("ROLLBACK");
-  return st;
-}
-
-Result<int> ParseInt(std::string_view text) {
-  int value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size()) {
-    return Status::Internal(fmt::format("unexpected integer from PostgreSQL: {}", text));
-  }
-  return value;
-}
-
 }  // namespace
 
 Result<MigrationReport> Migrate(pg::Connection& conn) {
   MigrationReport report;
-  Status st = InTransaction(conn, [&]() -> Status {
+  Status st = pg::InTransaction(conn, [&]() -> Status {
     SPLITSTREAM_ASSIGN_OR_RETURN(auto lock, conn.Exec(kMigrationLock));
     (void)lock;
     // Under the lock, so checking first cannot race (and IF NOT EXISTS would only NOTICE).
@@ -149,7 +127,7 @@ CREATE TABLE schema_migrations (
 
   for (const Migration& m : kMigrations) {
     bool applied_now = false;
-    st = InTransaction(conn, [&]() -> Status {
+    st = pg::InTransaction(conn, [&]() -> Status {
       // Under the lock, a concurrent migrator has either committed this version or not
       // started it: the check below cannot race.
       SPLITSTREAM_ASSIGN_OR_RETURN(auto lock, conn.Exec(kMigrationLock));
@@ -172,7 +150,8 @@ CREATE TABLE schema_migrations (
 
   SPLITSTREAM_ASSIGN_OR_RETURN(
       auto version, conn.Exec("SELECT coalesce(max(version), 0) FROM schema_migrations"));
-  SPLITSTREAM_ASSIGN_OR_RETURN(report.current_version, ParseInt(version.text(0, 0)));
+  SPLITSTREAM_ASSIGN_OR_RETURN(int64_t version_number, internal::ParseInt64(version.text(0, 0)));
+  report.current_version = static_cast<int>(version_number);
 
   SPLITSTREAM_ASSIGN_OR_RETURN(auto created, EnsureEventPartitions(conn, 1, 3));
   (void)created;
@@ -185,7 +164,7 @@ Result<std::vector<std::string>> EnsureEventPartitions(pg::Connection& conn, int
     return Status::InvalidArgument("months_back and months_ahead must be in [0, 1200]");
   }
   std::vector<std::string> created;
-  Status st = InTransaction(conn, [&]() -> Status {
+  Status st = pg::InTransaction(conn, [&]() -> Status {
     SPLITSTREAM_ASSIGN_OR_RETURN(auto lock, conn.Exec(kPartitionLock));
     (void)lock;
     // Month boundaries are in UTC whatever the session's TimeZone is. Names and bounds are
@@ -221,7 +200,7 @@ Result<std::vector<std::string>> DropEventPartitionsOlderThan(pg::Connection& co
     return Status::InvalidArgument("retention_months must be in [0, 1200]");
   }
   std::vector<std::string> dropped;
-  Status st = InTransaction(conn, [&]() -> Status {
+  Status st = pg::InTransaction(conn, [&]() -> Status {
     SPLITSTREAM_ASSIGN_OR_RETURN(auto lock, conn.Exec(kPartitionLock));
     (void)lock;
     // Only partitions named by EnsureEventPartitions; events_YYYY_MM covers that month, so

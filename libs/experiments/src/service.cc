@@ -114,7 +114,7 @@ class ServiceImpl final : public Service {
     {
       SPLITSTREAM_ASSIGN_OR_RETURN(auto lease, pool_->Acquire());
       pg::Connection& conn = *lease;
-      Status st = internal::InTransaction(conn, [&]() -> Status {
+      Status st = pg::InTransaction(conn, [&]() -> Status {
         if (spec.layer) SPLITSTREAM_RETURN_IF_ERROR(CheckLayerShare(conn, spec));
         SPLITSTREAM_ASSIGN_OR_RETURN(
             auto inserted,
@@ -222,7 +222,7 @@ WHERE key = $1 AND status <> 'stopped' RETURNING id)sql",
     {
       SPLITSTREAM_ASSIGN_OR_RETURN(auto lease, pool_->Acquire());
       pg::Connection& conn = *lease;
-      Status st = internal::InTransaction(conn, [&]() -> Status {
+      Status st = pg::InTransaction(conn, [&]() -> Status {
         SPLITSTREAM_ASSIGN_OR_RETURN(
             auto current,
             conn.Exec("SELECT id, status, (SELECT count(*) FROM variants v WHERE "

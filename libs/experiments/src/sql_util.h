@@ -1,4 +1,4 @@
-// Private helpers of libs/experiments: transactions, text conversions to and from
+// Private helpers of libs/experiments: text conversions to and from
 // PostgreSQL's text format, UTC calendar arithmetic and UUIDs.
 #pragma once
 
@@ -12,21 +12,6 @@
 #include "splitstream/pg/pg.h"
 
 namespace splitstream::experiments::internal {
-
-// Runs `body` (returning Status) between BEGIN (or `begin_sql`) and COMMIT on `conn`; rolls
-// back when the body or the commit fails and returns that failure.
-template <typename F>
-Status InTransaction(pg::Connection& conn, F&& body, std::string_view begin_sql = "BEGIN") {
-  if (auto begin = conn.Exec(begin_sql); !begin.ok()) return begin.status();
-  Status st = body();
-  if (st.ok()) {
-    auto commit = conn.Exec("COMMIT");
-    if (commit.ok()) return Status::Ok();
-    st = commit.status();
-  }
-  (void)conn.Exec("ROLLBACK");
-  return st;
-}
 
 // Shortest text that PostgreSQL's float8 input reads back exactly.
 std::string FormatDouble(double value);

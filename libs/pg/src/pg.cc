@@ -8,6 +8,8 @@
 #include <deque>
 #include <mutex>
 
+#include <spdlog/spdlog.h>
+
 #include "splitstream/core/strings.h"
 
 namespace splitstream::pg {
@@ -262,6 +264,19 @@ std::string ArrayLiteral(const std::vector<Param>& values) {
   return out;
 }
 
+Status InTransaction(Connection& conn, const std::function<Status()>& body,
+                     std::string_view begin_sql) {
+  if (auto begin = conn.Exec(begin_sql); !begin.ok()) return begin.status();
+  Status st = body();
+  if (st.ok()) {
+    auto commit = conn.Exec("COMMIT");
+    if (commit.ok()) return Status::Ok();
+    st = commit.status();
+  }
+  (void)conn.Exec("ROLLBACK");
+  return st;
+}
+
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& conninfo) {
   PGconn* conn = PQconnectdb(conninfo.c_str());
   if (conn == nullptr) return Status::Internal("libpq could not allocate a connection");
@@ -270,6 +285,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& conninfo
     PQfinish(conn);
     return Status::Unavailable("cannot connect to PostgreSQL: " + msg);
   }
+  // Server notices (e.g. "table does not exist, skipping") go to the log, not to stderr.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char* message) { spdlog::debug("postgres: {}", message); }, nullptr);
   return std::unique_ptr<Connection>(std::make_unique<ConnectionImpl>(conn));
 }
 

@@ -4,10 +4,15 @@
 #include <cstdlib>
 #include <thread>
 
+#include <unistd.h>
+
 #include "splitstream/pg/pg.h"
 
 namespace splitstream::pg {
 namespace {
+
+// ctest runs each test in its own process, in parallel: every process gets its own table.
+std::string Table() { return "pg_test_" + std::to_string(getpid()); }
 
 std::string Dsn() {
   const char* dsn = std::getenv("SPLITSTREAM_PG_DSN");
@@ -21,23 +26,21 @@ class PgTest : public ::testing::Test {
     auto conn = Connection::Open(Dsn());
     ASSERT_TRUE(conn.ok()) << conn.status().ToString();
     conn_ = std::move(conn).value();
-    ASSERT_TRUE(conn_
-                    ->ExecScript("DROP TABLE IF EXISTS pg_test_t; "
-                                 "CREATE TABLE pg_test_t (id int PRIMARY KEY, s text)")
-                    .ok());
+    ASSERT_TRUE(
+        conn_->ExecScript("CREATE TABLE " + Table() + " (id int PRIMARY KEY, s text)").ok());
   }
   void TearDown() override {
-    if (conn_) (void)conn_->ExecScript("DROP TABLE IF EXISTS pg_test_t");
+    if (conn_) (void)conn_->ExecScript("DROP TABLE IF EXISTS " + Table());
   }
   std::unique_ptr<Connection> conn_;
 };
 
 TEST_F(PgTest, ExecWithParametersAndNulls) {
-  auto ins = conn_->Exec("INSERT INTO pg_test_t VALUES ($1, $2), ($3, $4)",
+  auto ins = conn_->Exec("INSERT INTO " + Table() + " VALUES ($1, $2), ($3, $4)",
                          {"1", "it's \"quoted\"", "2", std::nullopt});
   ASSERT_TRUE(ins.ok()) << ins.status().ToString();
   EXPECT_EQ(ins->affected(), 2);
-  auto rows = conn_->Exec("SELECT id, s FROM pg_test_t ORDER BY id");
+  auto rows = conn_->Exec("SELECT id, s FROM " + Table() + " ORDER BY id");
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 2u);
   EXPECT_EQ(rows->text(0, 1), "it's \"quoted\"");
@@ -46,8 +49,8 @@ TEST_F(PgTest, ExecWithParametersAndNulls) {
 }
 
 TEST_F(PgTest, ErrorsCarrySqlStateAndCode) {
-  ASSERT_TRUE(conn_->Exec("INSERT INTO pg_test_t VALUES (1, 'a')").ok());
-  auto dup = conn_->Exec("INSERT INTO pg_test_t VALUES (1, 'b')");
+  ASSERT_TRUE(conn_->Exec("INSERT INTO " + Table() + " VALUES (1, 'a')").ok());
+  auto dup = conn_->Exec("INSERT INTO " + Table() + " VALUES (1, 'b')");
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(conn_->LastSqlState(), kUniqueViolation);
@@ -59,10 +62,10 @@ TEST_F(PgTest, ErrorsCarrySqlStateAndCode) {
 TEST_F(PgTest, ArrayParametersRoundTripThroughUnnest) {
   std::vector<Param> ids = {"1", "2", "3"};
   std::vector<Param> texts = {"a\"b", std::nullopt, "c\\d,{}"};
-  auto ins = conn_->Exec("INSERT INTO pg_test_t SELECT * FROM unnest($1::int[], $2::text[])",
+  auto ins = conn_->Exec("INSERT INTO " + Table() + " SELECT * FROM unnest($1::int[], $2::text[])",
                          {ArrayLiteral(ids), ArrayLiteral(texts)});
   ASSERT_TRUE(ins.ok()) << ins.status().ToString();
-  auto rows = conn_->Exec("SELECT s FROM pg_test_t ORDER BY id");
+  auto rows = conn_->Exec("SELECT s FROM " + Table() + " ORDER BY id");
   ASSERT_TRUE(rows.ok());
   EXPECT_EQ(rows->text(0, 0), "a\"b");
   EXPECT_FALSE(rows->at(1, 0).has_value());
@@ -70,25 +73,26 @@ TEST_F(PgTest, ArrayParametersRoundTripThroughUnnest) {
 }
 
 TEST_F(PgTest, CopyIn) {
-  auto n = conn_->CopyIn("COPY pg_test_t (id, s) FROM STDIN", "1\tone\n2\t\\N\n3\tthree\n");
+  auto n = conn_->CopyIn("COPY " + Table() + " (id, s) FROM STDIN", "1\tone\n2\t\\N\n3\tthree\n");
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 3);
-  auto bad = conn_->CopyIn("COPY pg_test_t (id, s) FROM STDIN", "x\ty\n");
+  auto bad = conn_->CopyIn("COPY " + Table() + " (id, s) FROM STDIN", "x\ty\n");
   EXPECT_FALSE(bad.ok());
   // The connection is usable after a failed COPY.
-  auto rows = conn_->Exec("SELECT count(*) FROM pg_test_t");
+  auto rows = conn_->Exec("SELECT count(*) FROM " + Table());
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   EXPECT_EQ(rows->text(0, 0), "3");
 }
 
 TEST_F(PgTest, ListenNotify) {
-  ASSERT_TRUE(conn_->Listen("pg_test_channel").ok());
+  ASSERT_TRUE(conn_->Listen("pg_test_channel_" + Table()).ok());
   auto other = Connection::Open(Dsn());
   ASSERT_TRUE(other.ok());
   auto none = conn_->WaitNotification(std::chrono::milliseconds(10));
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
-  ASSERT_TRUE((*other)->Exec("SELECT pg_notify('pg_test_channel', $1)", {"hello"}).ok());
+  ASSERT_TRUE(
+      (*other)->Exec("SELECT pg_notify($2, $1)", {"hello", "pg_test_channel_" + Table()}).ok());
   auto got = conn_->WaitNotification(std::chrono::milliseconds(5000));
   ASSERT_TRUE(got.ok());
   ASSERT_TRUE(got->has_value());

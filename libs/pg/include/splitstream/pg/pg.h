@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -93,6 +94,12 @@ class Connection {
   // SQLSTATE of the last failed statement, "" when none.
   virtual std::string LastSqlState() const = 0;
 };
+
+// Runs `body` between `begin_sql` (BEGIN, or e.g. "BEGIN ISOLATION LEVEL REPEATABLE READ")
+// and COMMIT on `conn`. Rolls back when the body or the commit fails and returns that
+// failure.
+Status InTransaction(Connection& conn, const std::function<Status()>& body,
+                     std::string_view begin_sql = "BEGIN");
 
 class Pool {
  public:
