@@ -2,12 +2,12 @@
 -- Environment: EXPERIMENT (key), TOKEN (client token), PREFIX (user id prefix, default "u").
 -- User ids are PREFIX..n with n = thread_index + threads * k, so the first threads*k users
 -- are all assigned after k requests per thread (bench/http/events.lua relies on that).
-local threads = {}
+local next_tid = 0
 local counter = 0
 
 function setup(thread)
-  thread:set("tid", #threads)
-  table.insert(threads, thread)
+  thread:set("tid", next_tid)
+  next_tid = next_tid + 1
 end
 
 function init(args)
@@ -20,7 +20,8 @@ function init(args)
 end
 
 function request()
-  local n = tid + nthreads * counter
+  -- Modulo: the thread numbering seen here has started at 1 on some wrk builds.
+  local n = (tid % nthreads) + nthreads * counter
   counter = counter + 1
   local body = '{"user_id":"' .. prefix .. n .. '","experiment":"' .. experiment .. '"}'
   return wrk.format(nil, "/v1/assign", nil, body)

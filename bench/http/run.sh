@@ -4,6 +4,7 @@
 #   bench/http/run.sh URL ADMIN_TOKEN CLIENT_TOKEN [PG_DSN]
 #
 # 1. creates and starts a fresh experiment (bench-<time>, 50/50, all traffic);
+# 1b. GET /healthz with the same wrk settings: the HTTP layer's own ceiling (healthz_rps);
 # 2. POST /v1/assign with wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, a new user id
 #    on every request (assign.lua);
 # 3. POST /v1/events with $BATCH-event batches for users assigned in step 2 (events.lua),
@@ -57,6 +58,11 @@ PREFIX="b$$-"
 api POST /v1/experiments "{\"key\":\"$EXPERIMENT\",\"variants\":[{\"key\":\"control\",\"weight\":1},{\"key\":\"treatment\",\"weight\":1}],\"traffic\":1}" >/dev/null
 api POST "/v1/experiments/$EXPERIMENT/start" >/dev/null
 echo "experiment=$EXPERIMENT"
+
+# 1b. the transport alone (no service call, no database): compare with field-notes' nginx.
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$URL/healthz" >"$WORK/healthz.out"
+echo "healthz_rps=$(sed -n 's/^Requests\/sec: *//p' "$WORK/healthz.out")"
+
 echo "assign_wrk=wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
 
 # 2. assign
@@ -67,14 +73,15 @@ grep -v '=' "$WORK/assign.out" >&2 || true
 grep '=' "$WORK/assign.out"
 assigned=$(sed -n 's/^assign_requests=//p' "$WORK/assign.out")
 
-# 3. events, for the first USERS users, which every wrk thread assigned early on.
+# 3. events, for users OFFSET..OFFSET+USERS-1, which every wrk thread assigned early on.
 USERS=1000
-if (( assigned < USERS * 2 )); then
+OFFSET=64
+if (( assigned < (USERS + OFFSET) * 2 )); then
   echo "bench/http: only $assigned assignments; not enough users for the events run" >&2
   exit 1
 fi
 echo "events_wrk=wrk -t$THREADS -c$EVENT_CONNECTIONS -d$DURATION --latency batch=$BATCH"
-EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN BATCH=$BATCH USERS=$USERS \
+EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN BATCH=$BATCH USERS=$USERS OFFSET=$OFFSET \
   wrk -t"$THREADS" -c"$EVENT_CONNECTIONS" -d"$DURATION" --latency -s "$HERE/events.lua" "$URL" \
   >"$WORK/events.out"
 grep -v '=' "$WORK/events.out" >&2 || true
@@ -96,7 +103,7 @@ n, exp_id, v1, v2, prefix = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv
 ts = datetime.datetime.now(datetime.timezone.utc).isoformat()
 out = sys.stdout
 for i in range(n):
-    out.write(f"{uuid.uuid4()}\t{exp_id}\t{v1 if i % 2 else v2}\t{prefix}{i % 1000}\tpurchase\t"
+    out.write(f"{uuid.uuid4()}\t{exp_id}\t{v1 if i % 2 else v2}\t{prefix}{64 + i % 1000}\tpurchase\t"
               f"{i % 97}\t{{\"plan\": \"pro\", \"page\": {i % 13}}}\t{ts}\n")
 PY
 start=$(date +%s.%N)

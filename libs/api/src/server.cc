@@ -71,6 +71,10 @@ struct Gate {
 };
 
 class ServerImpl;
+class Session;
+
+// The session whose request this thread is handing to the Router right now, if any.
+thread_local Session* t_handling = nullptr;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -111,7 +115,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool keep_alive_ = true;
   std::string method_;
-  std::string path_;  // only when debug logging is on
+  std::string target_;
   SteadyClock::time_point started_;
 };
 
@@ -339,19 +343,21 @@ void Session::OnRead(beast::error_code ec, size_t) {
   HttpRequest request;
   request.method = method_;
   request.target = std::string(req.target());
-  if (spdlog::should_log(spdlog::level::debug) || spdlog::should_log(spdlog::level::warn)) {
-    path_ = SanitizeForMessage(
-        std::string_view(request.target).substr(0, std::string_view(request.target).find('?')));
-  }
+  target_ = request.target;  // for the access log; sanitized only when a line is written
   auto auth = req.find(http::field::authorization);
   if (auth != req.end()) request.authorization = std::string(auth->value());
   request.body = std::move(req.body());
   stream_.expires_never();
+  t_handling = this;
   server_->router().Handle(std::move(request), MakeResponder());
+  t_handling = nullptr;
 }
 
 Responder Session::MakeResponder() {
-  return [weak = weak_from_this(), gate = server_->gate()](HttpResponse r) {
+  return [raw = this, weak = weak_from_this(), gate = server_->gate()](HttpResponse r) {
+    // Fast path: answered inside Handle() on this session's own strand, where the server
+    // is certainly alive and no other handler of the session can run.
+    if (t_handling == raw) return raw->Respond(std::move(r), false, false);
     std::shared_lock<std::shared_mutex> lock(gate->mu);
     if (!gate->open) return;  // the server is being destroyed
     std::shared_ptr<Session> self = weak.lock();
@@ -369,7 +375,9 @@ void Session::Respond(HttpResponse r, bool close, bool drain) {
   server_->metrics().Record(r.route, method_, r.status, elapsed);
   auto level = r.status >= 500 ? spdlog::level::warn : spdlog::level::debug;
   if (spdlog::should_log(level)) {
-    spdlog::log(level, "http {} {} {} {:.3f}ms route={}", method_, path_, r.status,
+    std::string_view target = target_;
+    std::string path = SanitizeForMessage(target.substr(0, target.find('?')));  // no query
+    spdlog::log(level, "http {} {} {} {:.3f}ms route={}", method_, path, r.status,
                 std::chrono::duration<double, std::milli>(elapsed).count(), RoutePattern(r.route));
   }
   res_ = {};
