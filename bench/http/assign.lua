@@ -1,5 +1,7 @@
 -- wrk script: POST /v1/assign with a different user id on every request.
--- Environment: EXPERIMENT (key), TOKEN (client token), PREFIX (user id prefix, default "u").
+-- Environment: EXPERIMENT (key), TOKEN (client token), PREFIX (user id prefix, default "u"),
+-- RETURNING (optional: cycle over the first RETURNING user ids, users already assigned, and
+-- report as returning_assign_*).
 -- User ids are PREFIX..n with n = thread_index + threads * k, so the first threads*k users
 -- are all assigned after k requests per thread (bench/http/events.lua relies on that).
 local next_tid = 0
@@ -14,6 +16,7 @@ function init(args)
   experiment = os.getenv("EXPERIMENT")
   prefix = os.getenv("PREFIX") or "u"
   nthreads = tonumber(os.getenv("WRK_THREADS") or "2")
+  returning = tonumber(os.getenv("RETURNING") or "0")
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
@@ -23,17 +26,20 @@ function request()
   -- Modulo: the thread numbering seen here has started at 1 on some wrk builds.
   local n = (tid % nthreads) + nthreads * counter
   counter = counter + 1
+  if returning > 0 then n = n % returning end
   local body = '{"user_id":"' .. prefix .. n .. '","experiment":"' .. experiment .. '"}'
   return wrk.format(nil, "/v1/assign", nil, body)
 end
 
 function done(summary, latency, requests)
+  local key = "assign"
+  if tonumber(os.getenv("RETURNING") or "0") > 0 then key = "returning_assign" end
   local seconds = summary.duration / 1e6
   local bad = summary.errors.status + summary.errors.connect + summary.errors.read +
               summary.errors.write + summary.errors.timeout
-  io.write(string.format("assign_requests=%d\n", summary.requests))
-  io.write(string.format("assign_rps=%.0f\n", summary.requests / seconds))
-  io.write(string.format("assign_p50_ms=%.3f\n", latency:percentile(50) / 1000))
-  io.write(string.format("assign_p99_ms=%.3f\n", latency:percentile(99) / 1000))
-  io.write(string.format("assign_errors=%d\n", bad))
+  io.write(string.format(key .. "_requests=%d\n", summary.requests))
+  io.write(string.format(key .. "_rps=%.0f\n", summary.requests / seconds))
+  io.write(string.format(key .. "_p50_ms=%.3f\n", latency:percentile(50) / 1000))
+  io.write(string.format(key .. "_p99_ms=%.3f\n", latency:percentile(99) / 1000))
+  io.write(string.format(key .. "_errors=%d\n", bad))
 end

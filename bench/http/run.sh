@@ -6,7 +6,7 @@
 # 1. creates and starts a fresh experiment (bench-<time>, 50/50, all traffic);
 # 1b. GET /healthz with the same wrk settings: the HTTP layer's own ceiling (healthz_rps);
 # 2. POST /v1/assign with wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, a new user id
-#    on every request (assign.lua);
+#    on every request (assign.lua); 2b. the same for returning (already stored) users;
 # 3. POST /v1/events with $BATCH-event batches for users assigned in step 2 (events.lua),
 #    wrk -t$THREADS -c$EVENT_CONNECTIONS -d$DURATION;
 # 4. with PG_DSN: COPY of $COPY_ROWS rows of the same shape into the same `events` table
@@ -72,6 +72,15 @@ EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN WRK_THREADS=$THREADS \
 grep -v '=' "$WORK/assign.out" >&2 || true
 grep '=' "$WORK/assign.out"
 assigned=$(sed -n 's/^assign_requests=//p' "$WORK/assign.out")
+
+# 2b. returning users: the same assign calls for users stored in step 2 (a page view of a
+#     known user), the common case in production.
+RETURNING=$(( assigned < 20000 ? assigned : 20000 ))
+EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN WRK_THREADS=$THREADS RETURNING=$RETURNING \
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$HERE/assign.lua" "$URL" \
+  >"$WORK/returning.out"
+grep -v '=' "$WORK/returning.out" >&2 || true
+grep '=' "$WORK/returning.out"
 
 # 3. events, for users OFFSET..OFFSET+USERS-1, which every wrk thread assigned early on.
 USERS=1000
