@@ -128,19 +128,24 @@ std::string Metrics::Render(const experiments::ServiceStats& stats, const pg::Po
                    "splitstream_pg_pool_connections{{state=\"total\"}} {}\n",
                    pool->in_use(), pool->size());
   }
-  fmt::format_to(it,
-                 "# HELP splitstream_assign_batches_total Group-commit batches of new "
-                 "assignments.\n"
-                 "# TYPE splitstream_assign_batches_total counter\n"
-                 "splitstream_assign_batches_total {}\n"
-                 "# HELP splitstream_assign_rows_total Assignments stored by those batches.\n"
-                 "# TYPE splitstream_assign_rows_total counter\n"
-                 "splitstream_assign_rows_total {}\n"
-                 "# HELP splitstream_experiment_cache_reloads_total Reloads of the cached "
-                 "experiment definitions.\n"
-                 "# TYPE splitstream_experiment_cache_reloads_total counter\n"
-                 "splitstream_experiment_cache_reloads_total {}\n",
-                 stats.assign_batches, stats.assign_rows, stats.cache_reloads);
+  fmt::format_to(
+      it,
+      "# HELP splitstream_assign_batches_total Group-commit batches of new "
+      "assignments.\n"
+      "# TYPE splitstream_assign_batches_total counter\n"
+      "splitstream_assign_batches_total {}\n"
+      "# HELP splitstream_assign_rows_total Assignments written or read back by those batches.\n"
+      "# TYPE splitstream_assign_rows_total counter\n"
+      "splitstream_assign_rows_total {}\n"
+      "# HELP splitstream_experiment_cache_reloads_total Reloads of the cached "
+      "experiment definitions.\n"
+      "# TYPE splitstream_experiment_cache_reloads_total counter\n"
+      "splitstream_experiment_cache_reloads_total {}\n"
+      "# HELP splitstream_assign_stored_cache_hits_total Assignments of returning "
+      "users answered from memory.\n"
+      "# TYPE splitstream_assign_stored_cache_hits_total counter\n"
+      "splitstream_assign_stored_cache_hits_total {}\n",
+      stats.assign_batches, stats.assign_rows, stats.cache_reloads, stats.stored_cache_hits);
   return fmt::to_string(out);
 }
 

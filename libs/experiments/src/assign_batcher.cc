@@ -119,8 +119,9 @@ Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<Pendi
 
 }  // namespace
 
-AssignBatcher::AssignBatcher(pg::Pool* pool, int max_batch, int threads)
-    : pool_(pool), max_batch_(static_cast<size_t>(std::max(1, max_batch))) {
+AssignBatcher::AssignBatcher(pg::Pool* pool, int max_batch, int threads,
+                             StoredAssignmentCache* stored)
+    : pool_(pool), max_batch_(static_cast<size_t>(std::max(1, max_batch))), stored_(stored) {
   for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Run(); });
 }
 
@@ -211,6 +212,7 @@ void AssignBatcher::Process(std::vector<PendingAssign>& batch) {
     a.stored = !o.inserted;
     a.reason = o.inserted ? "assigned" : "stored";
     a.assigned_at_us = o.assigned_at_us;
+    if (stored_) stored_->Put(p.def->experiment.id.value(), p.user_id, {index, o.assigned_at_us});
     Deliver(p, std::move(a));
   }
 }

@@ -21,6 +21,7 @@
 #include "definitions.h"
 #include "splitstream/core/result.h"
 #include "splitstream/experiments/model.h"
+#include "stored_cache.h"
 
 namespace splitstream::pg {
 class Pool;
@@ -40,7 +41,8 @@ struct PendingAssign {
 
 class AssignBatcher {
  public:
-  AssignBatcher(pg::Pool* pool, int max_batch, int threads);
+  // `stored` (may be null) receives every assignment read back from a committed batch.
+  AssignBatcher(pg::Pool* pool, int max_batch, int threads, StoredAssignmentCache* stored);
   ~AssignBatcher();  // Shutdown()
 
   // False (and `p` untouched) once Shutdown has begun.
@@ -58,6 +60,7 @@ class AssignBatcher {
 
   pg::Pool* pool_;
   const size_t max_batch_;
+  StoredAssignmentCache* stored_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<PendingAssign> queue_;  // guarded by mu_

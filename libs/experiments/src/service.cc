@@ -88,7 +88,8 @@ class ServiceImpl final : public Service {
   ServiceImpl(pg::Pool* pool, ServiceOptions options)
       : pool_(pool),
         options_(std::move(options)),
-        clock_(options_.clock != nullptr ? options_.clock : &Clock::System()) {}
+        clock_(options_.clock != nullptr ? options_.clock : &Clock::System()),
+        stored_(options_.stored_cache_entries) {}
 
   ~ServiceImpl() override { Shutdown(); }
 
@@ -100,7 +101,7 @@ class ServiceImpl final : public Service {
     }
     SPLITSTREAM_RETURN_IF_ERROR(Reload());
     batcher_ = std::make_unique<internal::AssignBatcher>(pool_, options_.max_assign_batch,
-                                                         options_.assign_threads);
+                                                         options_.assign_threads, &stored_);
     if (options_.conninfo.empty()) {
       spdlog::warn("experiments: no conninfo for LISTEN; other servers' changes stay unseen");
     } else {
@@ -276,6 +277,17 @@ WHERE id = $1)sql",
       a.reason = "not_running";
       return done(std::move(a));
     }
+    if (auto hit = stored_.Find(def->experiment.id.value(), request.user_id)) {
+      Assignment a;
+      a.experiment = def->experiment.spec.key;
+      a.user_id = std::move(request.user_id);
+      a.in_experiment = true;
+      a.variant = def->experiment.variants[hit->variant].key;
+      a.reason = "stored";
+      a.stored = true;
+      a.assigned_at_us = hit->assigned_at_us;
+      return done(std::move(a));
+    }
     const assignment::Decision decision = def->allocation.Assign(request.user_id);
     internal::PendingAssign p;
     if (decision.reason == assignment::Reason::kAssigned) {
@@ -433,6 +445,7 @@ ORDER BY experiment_id)sql",
     if (batcher_) {
       s.assign_batches = batcher_->batches();
       s.assign_rows = batcher_->rows();
+      s.stored_cache_hits = stored_.hits();
     }
     s.cache_reloads = cache_reloads_.load();
     return s;
@@ -602,6 +615,7 @@ WHERE layer = $1 AND status <> 'stopped' ORDER BY id)sql",
   std::mutex reload_mu_;                      // serialises Reload()
   std::atomic<uint64_t> cache_reloads_{0};
 
+  internal::StoredAssignmentCache stored_;  // before batcher_, which writes into it
   std::unique_ptr<internal::AssignBatcher> batcher_;
   std::thread listener_;
   std::mutex shutdown_mu_;

@@ -75,8 +75,9 @@ class ServiceTest : public ::testing::Test {
     pool_.reset();
   }
 
-  void StartService() {
-    auto service = Service::Create(pool_.get(), {db_->dsn(), 512, 2, nullptr});
+  void StartService(size_t stored_cache_entries = 1 << 20) {
+    auto service =
+        Service::Create(pool_.get(), {db_->dsn(), 512, 2, nullptr, stored_cache_entries});
     ASSERT_TRUE(service.ok()) << service.status().ToString();
     service_ = std::move(service).value();
   }
@@ -249,6 +250,34 @@ TEST_F(ServiceTest, AssignIsDeterministicAndSticky) {
   EXPECT_EQ(empty.status().field(), "user_id");
   auto binary = AssignSync(*service_, "det", "\xff");
   EXPECT_EQ(binary.status().field(), "user_id");
+}
+
+TEST_F(ServiceTest, ReturningUsersAreAnsweredFromMemoryOnlyWhenTheCacheIsOn) {
+  for (size_t entries : {size_t{1} << 20, size_t{0}}) {
+    service_.reset();
+    StartService(entries);
+    const std::string key = "mem" + std::to_string(entries);
+    MustCreateRunning(Spec(key));
+    auto first = AssignSync(*service_, key, "returning");
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    const ServiceStats before = service_->stats();
+    for (int i = 0; i < 5; ++i) {
+      auto again = AssignSync(*service_, key, "returning");
+      ASSERT_TRUE(again.ok());
+      EXPECT_EQ(again->variant, first->variant);
+      EXPECT_TRUE(again->stored);
+      EXPECT_EQ(again->reason, "stored");
+      EXPECT_EQ(again->assigned_at_us, first->assigned_at_us);
+    }
+    const ServiceStats after = service_->stats();
+    if (entries > 0) {
+      EXPECT_EQ(after.stored_cache_hits - before.stored_cache_hits, 5u);
+      EXPECT_EQ(after.assign_batches, before.assign_batches);  // no round trip
+    } else {
+      EXPECT_EQ(after.stored_cache_hits, 0u);
+      EXPECT_EQ(after.assign_rows - before.assign_rows, 5u);  // read back from PostgreSQL
+    }
+  }
 }
 
 TEST_F(ServiceTest, StickyAcrossRestartAndAllocationChanges) {

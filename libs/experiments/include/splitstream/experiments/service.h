@@ -29,12 +29,16 @@ struct ServiceOptions {
   int assign_threads = 2;
   // Wall clock for event timestamps and their accepted window; nullptr: Clock::System().
   Clock* clock = nullptr;
+  // Stored assignments kept in memory (they never change) so that returning users are
+  // answered without a query; 0 disables. About 100 bytes an entry.
+  size_t stored_cache_entries = 1 << 20;
 };
 
 struct ServiceStats {
   uint64_t assign_batches = 0;
   uint64_t assign_rows = 0;
   uint64_t cache_reloads = 0;
+  uint64_t stored_cache_hits = 0;  // assignments answered from memory
 };
 
 class Service {
