@@ -74,8 +74,9 @@ Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<Pendi
     }
   }
   SPLITSTREAM_ASSIGN_OR_RETURN(
-      auto rows, conn.Exec(kAssignSql, {pg::ArrayLiteral(exp_ids), pg::ArrayLiteral(user_ids),
-                                        pg::ArrayLiteral(variant_ids)}));
+      auto rows, conn.ExecPrepared("splitstream_assign", kAssignSql,
+                                   {pg::ArrayLiteral(exp_ids), pg::ArrayLiteral(user_ids),
+                                    pg::ArrayLiteral(variant_ids)}));
   if (rows.size() != batch.size()) {
     return Status::Internal("assignment statement returned an unexpected row count");
   }

@@ -407,7 +407,11 @@ TEST_F(ServiceTest, ConcurrentAssignsAreBatchedAndDurable) {
   const ServiceStats after = service_->stats();
   const uint64_t rows = after.assign_rows - before.assign_rows;
   const uint64_t batches = after.assign_batches - before.assign_batches;
-  EXPECT_EQ(rows, static_cast<uint64_t>(kThreads * kPerThread));
+  // Every request went through the batcher, except repeats answered from the cache of
+  // stored assignments once the first request of that user had committed.
+  const uint64_t hits = after.stored_cache_hits - before.stored_cache_hits;
+  EXPECT_EQ(rows + hits, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_GE(rows, static_cast<uint64_t>(kThreads * kPerThread / 2));
   EXPECT_LT(batches, rows / 4) << batches << " batches for " << rows << " rows";
   EXPECT_EQ(Count("SELECT count(*) FROM assignments"), kThreads * kPerThread / 2);
   // Every answer agrees with what is stored.

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -49,6 +50,24 @@ class ConnectionImpl final : public Connection {
     std::string query(sql);
     PgResult res(PQexecParams(conn_, query.c_str(), static_cast<int>(values.size()), nullptr,
                               values.data(), nullptr, nullptr, 0));
+    SPLITSTREAM_RETURN_IF_ERROR(Check(res.get(), PGRES_TUPLES_OK, PGRES_COMMAND_OK));
+    return Collect(res.get());
+  }
+
+  Result<Rows> ExecPrepared(std::string_view name, std::string_view sql,
+                            const std::vector<Param>& params) override {
+    std::string stmt(name);
+    if (!prepared_.contains(stmt)) {
+      std::string query(sql);
+      PgResult prep(PQprepare(conn_, stmt.c_str(), query.c_str(), 0, nullptr));
+      SPLITSTREAM_RETURN_IF_ERROR(Check(prep.get(), PGRES_COMMAND_OK, PGRES_COMMAND_OK));
+      prepared_.insert(stmt);
+    }
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+    PgResult res(PQexecPrepared(conn_, stmt.c_str(), static_cast<int>(values.size()), values.data(),
+                                nullptr, nullptr, 0));
     SPLITSTREAM_RETURN_IF_ERROR(Check(res.get(), PGRES_TUPLES_OK, PGRES_COMMAND_OK));
     return Collect(res.get());
   }
@@ -115,6 +134,7 @@ class ConnectionImpl final : public Connection {
   bool Healthy() const override { return PQstatus(conn_) == CONNECTION_OK; }
 
   Status Reset() override {
+    prepared_.clear();  // a new server session knows no prepared statements
     PQreset(conn_);
     if (PQstatus(conn_) != CONNECTION_OK) {
       return Status::Unavailable(RedactSecrets(Trim(PQerrorMessage(conn_))));
@@ -178,6 +198,7 @@ class ConnectionImpl final : public Connection {
 
   PGconn* conn_;
   std::string last_sqlstate_;
+  std::unordered_set<std::string> prepared_;  // statement names prepared on this session
 };
 
 class PoolImpl final : public Pool {

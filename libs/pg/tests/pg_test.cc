@@ -48,6 +48,23 @@ TEST_F(PgTest, ExecWithParametersAndNulls) {
   EXPECT_EQ(rows->columns()[1], "s");
 }
 
+TEST_F(PgTest, PreparedStatementsSurviveAReset) {
+  const std::string sql = "INSERT INTO " + Table() + " VALUES ($1, $2) RETURNING id";
+  for (int i = 1; i <= 3; ++i) {
+    auto r = conn_->ExecPrepared("ins", sql, {std::to_string(i), "x"});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->text(0, 0), std::to_string(i));
+  }
+  auto dup = conn_->ExecPrepared("ins", sql, {"1", "again"});
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(conn_->Reset().ok());
+  auto after = conn_->ExecPrepared("ins", sql, {"4", "y"});
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  auto rows = conn_->Exec("SELECT count(*) FROM " + Table());
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->text(0, 0), "4");
+}
+
 TEST_F(PgTest, ErrorsCarrySqlStateAndCode) {
   ASSERT_TRUE(conn_->Exec("INSERT INTO " + Table() + " VALUES (1, 'a')").ok());
   auto dup = conn_->Exec("INSERT INTO " + Table() + " VALUES (1, 'b')");

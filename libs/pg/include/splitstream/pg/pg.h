@@ -78,6 +78,11 @@ class Connection {
 
   // Runs one statement with text parameters ($1, $2, ...).
   virtual Result<Rows> Exec(std::string_view sql, const std::vector<Param>& params = {}) = 0;
+  // Like Exec, for a statement run often: prepared once per connection under `name` (the
+  // first call with a name fixes its SQL) and executed by name afterwards, so PostgreSQL
+  // neither parses nor plans it again. Re-prepared after a Reset().
+  virtual Result<Rows> ExecPrepared(std::string_view name, std::string_view sql,
+                                    const std::vector<Param>& params) = 0;
   // Runs a script of several statements without parameters (migrations).
   virtual Status ExecScript(std::string_view sql) = 0;
   // COPY ... FROM STDIN with `data` in the COPY text format; returns rows copied.
