@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <exception>
+#include <string>
+#include <unordered_map>
 
 #include "splitstream/pg/pg.h"
 #include "sql_util.h"
@@ -11,32 +13,25 @@ namespace splitstream::experiments::internal {
 
 namespace {
 
-// One statement for the whole batch. Inputs with a NULL variant are lookups only.
+// One INSERT for the whole batch, prepared once per connection. It reads no table: the
+// conflict check goes through the primary key's unique index whatever the plan, so the
+// cached generic plan cannot go stale as `assignments` grows (a join to `assignments` here
+// was once planned as a hash of the whole table while it was empty, and kept).
+// - Inputs with a NULL variant are lookups only and are not inserted.
 // - DISTINCT ON keeps one row per (experiment, user) so duplicates within a batch insert once.
-// - The final SELECT reads `assignments` with the statement's snapshot, which does not see
-//   the rows `ins` inserts (hence the join on `ins`) nor rows another transaction committed
-//   after the snapshot was taken: ON CONFLICT skipped those, both joins find nothing, and
-//   the caller re-reads them with a fresh statement.
+// - Rows that already existed (ON CONFLICT skipped them) and lookups are read back with
+//   kRereadSql, planned afresh each time (it is rare: returning users are answered from the
+//   cache of stored assignments).
 constexpr std::string_view kAssignSql = R"sql(
-WITH input AS (
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY
-    AS t(experiment_id, user_id, variant_id, ord)
-), ins AS (
-  INSERT INTO assignments (experiment_id, user_id, variant_id)
-  SELECT DISTINCT ON (experiment_id, user_id) experiment_id, user_id, variant_id
-  FROM input WHERE variant_id IS NOT NULL
-  ORDER BY experiment_id, user_id, ord
-  ON CONFLICT (experiment_id, user_id) DO NOTHING
-  RETURNING experiment_id, user_id, variant_id, assigned_at
-)
-SELECT i.ord,
-       coalesce(ins.variant_id, a.variant_id),
-       (extract(epoch FROM coalesce(ins.assigned_at, a.assigned_at)) * 1000000)::bigint,
-       ins.variant_id IS NOT NULL
-FROM input i
-LEFT JOIN ins ON ins.experiment_id = i.experiment_id AND ins.user_id = i.user_id
-LEFT JOIN assignments a ON a.experiment_id = i.experiment_id AND a.user_id = i.user_id
-ORDER BY i.ord)sql";
+INSERT INTO assignments (experiment_id, user_id, variant_id)
+SELECT DISTINCT ON (experiment_id, user_id) experiment_id, user_id, variant_id
+FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY
+  AS t(experiment_id, user_id, variant_id, ord)
+WHERE variant_id IS NOT NULL
+ORDER BY experiment_id, user_id, ord
+ON CONFLICT (experiment_id, user_id) DO NOTHING
+RETURNING experiment_id, user_id, variant_id,
+          (extract(epoch FROM assigned_at) * 1000000)::bigint)sql";
 
 constexpr std::string_view kRereadSql = R"sql(
 SELECT t.ord, a.variant_id, (extract(epoch FROM a.assigned_at) * 1000000)::bigint
@@ -77,27 +72,27 @@ Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<Pendi
       auto rows, conn.ExecPrepared("splitstream_assign", kAssignSql,
                                    {pg::ArrayLiteral(exp_ids), pg::ArrayLiteral(user_ids),
                                     pg::ArrayLiteral(variant_ids)}));
-  if (rows.size() != batch.size()) {
-    return Status::Internal("assignment statement returned an unexpected row count");
+  // Inserted rows by (experiment id, user id), the text forms the batch was built from.
+  std::unordered_map<std::string, size_t> inserted;
+  inserted.reserve(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    inserted.emplace(std::string(rows.text(r, 0)) + '\x1f' + std::string(rows.text(r, 1)), r);
   }
   std::vector<Outcome> out(batch.size());
   std::vector<size_t> missing;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t ord, ParseInt64(rows.text(r, 0)));
-    if (ord < 1 || static_cast<size_t>(ord) > batch.size()) {
-      return Status::Internal("assignment statement returned an unexpected ordinal");
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto it = inserted.find(*exp_ids[i] + '\x1f' + *user_ids[i]);
+    if (it == inserted.end()) {
+      missing.push_back(i);
+      continue;
     }
-    Outcome& o = out[ord - 1];
-    SPLITSTREAM_ASSIGN_OR_RETURN(o.variant_id, ParseOptionalInt64(rows.at(r, 1)));
-    if (o.variant_id) {
-      SPLITSTREAM_ASSIGN_OR_RETURN(o.assigned_at_us, ParseInt64(rows.text(r, 2)));
-    } else if (batch[ord - 1].variant) {
-      missing.push_back(ord - 1);
-    }
-    o.inserted = rows.text(r, 3) == "t";
+    Outcome& o = out[i];
+    SPLITSTREAM_ASSIGN_OR_RETURN(o.variant_id, ParseOptionalInt64(rows.at(it->second, 2)));
+    SPLITSTREAM_ASSIGN_OR_RETURN(o.assigned_at_us, ParseInt64(rows.text(it->second, 3)));
+    o.inserted = true;
   }
   if (!missing.empty()) {
-    // Committed by another server between our snapshot and our insert: read it now.
+    // Stored before (by an earlier batch or another server), or lookups: read them now.
     std::vector<pg::Param> m_exp, m_user;
     for (size_t i : missing) {
       m_exp.push_back(exp_ids[i]);
