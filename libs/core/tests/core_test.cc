@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "splitstream/core/lsn.h"
 #include "splitstream/core/result.h"
 #include "splitstream/core/status.h"
 #include "splitstream/core/strings.h"
@@ -46,6 +47,19 @@ TEST(Strings, RedactSecrets) {
   EXPECT_EQ(RedactSecrets("host=x password=hunter2 user=y"), "host=x password=*** user=y");
   EXPECT_EQ(RedactSecrets("password='a b' x=1"), "password=*** x=1");
   EXPECT_EQ(RedactSecrets("http://user:pw@host:1/"), "http://user:***@host:1/");
+}
+
+TEST(Lsn, PrintsAndParsesPostgresForm) {
+  EXPECT_EQ(LsnToString(Lsn(0x16B374D848ull)), "16/B374D848");
+  EXPECT_EQ(LsnToString(Lsn(0)), "0/0");
+  EXPECT_EQ(ParseLsn("16/B374D848"), Lsn(0x16B374D848ull));
+  EXPECT_EQ(ParseLsn("0/0"), Lsn(0));
+  EXPECT_EQ(ParseLsn("FFFFFFFF/FFFFFFFF"), Lsn(~0ull));
+  EXPECT_FALSE(ParseLsn(""));
+  EXPECT_FALSE(ParseLsn("16B374D848"));
+  EXPECT_FALSE(ParseLsn("1/"));
+  EXPECT_FALSE(ParseLsn("1/G"));
+  EXPECT_FALSE(ParseLsn("123456789/0"));
 }
 
 }  // namespace
