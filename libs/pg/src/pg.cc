@@ -11,32 +11,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include "libpq_util.h"
 #include "splitstream/core/strings.h"
 
 namespace splitstream::pg {
 namespace {
 
-struct PgResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// Maps a SQLSTATE class to a status code: connection trouble is retryable (Unavailable),
-// data and constraint errors are the caller's (InvalidArgument / Conflict), the rest Internal.
-StatusCode CodeForSqlState(std::string_view state) {
-  if (state.size() != 5) return StatusCode::kUnavailable;
-  std::string_view cls = state.substr(0, 2);
-  if (cls == "08" || cls == "57" || cls == "53") return StatusCode::kUnavailable;
-  if (state == kUniqueViolation) return StatusCode::kAlreadyExists;
-  if (cls == "23" || cls == "40") return StatusCode::kConflict;
-  if (cls == "22") return StatusCode::kInvalidArgument;
-  return StatusCode::kInternal;
-}
+using internal::CheckResult;
+using internal::PgResult;
+using internal::Trim;
 
 class ConnectionImpl final : public Connection {
  public:
@@ -155,23 +138,7 @@ class ConnectionImpl final : public Connection {
 
  private:
   Status Check(PGresult* res, ExecStatusType ok1, ExecStatusType ok2) {
-    last_sqlstate_.clear();
-    if (res == nullptr) {
-      return Status::Unavailable(RedactSecrets(Trim(PQerrorMessage(conn_))));
-    }
-    ExecStatusType st = PQresultStatus(res);
-    if (st == ok1 || st == ok2) return Status::Ok();
-    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-    last_sqlstate_ = state ? state : "";
-    std::string msg = primary ? primary : Trim(PQresultErrorMessage(res));
-    if (msg.empty()) msg = Trim(PQerrorMessage(conn_));
-    if (detail) msg += std::string(" (") + detail + ")";
-    if (!last_sqlstate_.empty()) msg += " [SQLSTATE " + last_sqlstate_ + "]";
-    StatusCode code = PQstatus(conn_) != CONNECTION_OK ? StatusCode::kUnavailable
-                                                       : CodeForSqlState(last_sqlstate_);
-    return Status(code, std::move(msg));
+    return CheckResult(conn_, res, ok1, ok2, &last_sqlstate_);
   }
 
   static Rows Collect(PGresult* res) {
@@ -261,6 +228,40 @@ class PoolImpl final : public Pool {
 };
 
 }  // namespace
+
+namespace internal {
+
+StatusCode CodeForSqlState(std::string_view state) {
+  if (state.size() != 5) return StatusCode::kUnavailable;
+  std::string_view cls = state.substr(0, 2);
+  if (cls == "08" || cls == "57" || cls == "53") return StatusCode::kUnavailable;
+  if (state == kUniqueViolation) return StatusCode::kAlreadyExists;
+  if (cls == "23" || cls == "40") return StatusCode::kConflict;
+  if (cls == "22") return StatusCode::kInvalidArgument;
+  return StatusCode::kInternal;
+}
+
+Status CheckResult(PGconn* conn, PGresult* res, ExecStatusType ok1, ExecStatusType ok2,
+                   std::string* sqlstate) {
+  if (sqlstate) sqlstate->clear();
+  if (res == nullptr) return Status::Unavailable(RedactSecrets(Trim(PQerrorMessage(conn))));
+  ExecStatusType st = PQresultStatus(res);
+  if (st == ok1 || st == ok2) return Status::Ok();
+  const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+  std::string code_text = state ? state : "";
+  if (sqlstate) *sqlstate = code_text;
+  std::string msg = primary ? primary : Trim(PQresultErrorMessage(res));
+  if (msg.empty()) msg = Trim(PQerrorMessage(conn));
+  if (detail) msg += std::string(" (") + detail + ")";
+  if (!code_text.empty()) msg += " [SQLSTATE " + code_text + "]";
+  StatusCode code =
+      PQstatus(conn) != CONNECTION_OK ? StatusCode::kUnavailable : CodeForSqlState(code_text);
+  return Status(code, std::move(msg));
+}
+
+}  // namespace internal
 
 void AppendArrayElement(std::string& out, std::string_view value) {
   out += '"';
