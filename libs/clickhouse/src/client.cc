@@ -304,6 +304,9 @@ Result<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
       return Status::InvalidArgument("ClickHouse user and password must not hold CR, LF or NUL");
     }
   }
+  if (options.compression_level < 1 || options.compression_level > 9) {
+    return Status::InvalidArgument("compression_level must be 1..9", "compression_level");
+  }
   if (options.connect_timeout.count() <= 0 || options.request_timeout.count() <= 0) {
     return Status::InvalidArgument("timeouts must be positive");
   }
