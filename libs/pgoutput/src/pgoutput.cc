@@ -200,7 +200,7 @@ Status ReadTag(std::string_view type, Reader& r, uint8_t* tag) {
 }
 
 Status ReadInsert(Reader& r, Insert* m) {
-  uint8_t tag;
+  uint8_t tag = 0;
   if (!r.U32(&m->relation_oid)) return Truncated("Insert", r, "relation oid");
   SPLITSTREAM_RETURN_IF_ERROR(ReadTag("Insert", r, &tag));
   if (tag != 'N') return Malformed("Insert", r.offset() - 1, "expected tuple tag 'N'");
@@ -209,7 +209,7 @@ Status ReadInsert(Reader& r, Insert* m) {
 }
 
 Status ReadUpdate(Reader& r, Update* m) {
-  uint8_t tag;
+  uint8_t tag = 0;
   if (!r.U32(&m->relation_oid)) return Truncated("Update", r, "relation oid");
   SPLITSTREAM_RETURN_IF_ERROR(ReadTag("Update", r, &tag));
   if (tag == 'K' || tag == 'O') {
@@ -226,7 +226,7 @@ Status ReadUpdate(Reader& r, Update* m) {
 }
 
 Status ReadDelete(Reader& r, Delete* m) {
-  uint8_t tag;
+  uint8_t tag = 0;
   if (!r.U32(&m->relation_oid)) return Truncated("Delete", r, "relation oid");
   SPLITSTREAM_RETURN_IF_ERROR(ReadTag("Delete", r, &tag));
   if (tag != 'K' && tag != 'O') {
