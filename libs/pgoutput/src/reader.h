@@ -23,30 +23,9 @@ class Reader {
     pos_ += 1;
     return true;
   }
-  bool U16(uint16_t* v) {
-    if (remaining() < 2) return false;
-    uint16_t raw;
-    std::memcpy(&raw, data_.data() + pos_, 2);
-    *v = __builtin_bswap16(raw);
-    pos_ += 2;
-    return true;
-  }
-  bool U32(uint32_t* v) {
-    if (remaining() < 4) return false;
-    uint32_t raw;
-    std::memcpy(&raw, data_.data() + pos_, 4);
-    *v = __builtin_bswap32(raw);
-    pos_ += 4;
-    return true;
-  }
-  bool U64(uint64_t* v) {
-    if (remaining() < 8) return false;
-    uint64_t raw;
-    std::memcpy(&raw, data_.data() + pos_, 8);
-    *v = __builtin_bswap64(raw);
-    pos_ += 8;
-    return true;
-  }
+  bool U16(uint16_t* v) { return BigEndian(v); }
+  bool U32(uint32_t* v) { return BigEndian(v); }
+  bool U64(uint64_t* v) { return BigEndian(v); }
   bool I32(int32_t* v) {
     uint32_t u;
     if (!U32(&u)) return false;
@@ -77,6 +56,18 @@ class Reader {
   }
 
  private:
+  template <typename T>
+  bool BigEndian(T* v) {
+    if (remaining() < sizeof(T)) return false;
+    T raw;
+    std::memcpy(&raw, data_.data() + pos_, sizeof(T));
+    if constexpr (sizeof(T) == 2) *v = __builtin_bswap16(raw);
+    if constexpr (sizeof(T) == 4) *v = __builtin_bswap32(raw);
+    if constexpr (sizeof(T) == 8) *v = __builtin_bswap64(raw);
+    pos_ += sizeof(T);
+    return true;
+  }
+
   std::string_view data_;
   size_t pos_;
 };
