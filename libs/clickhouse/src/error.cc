@@ -118,19 +118,24 @@ std::string_view CutAt(std::string_view s, std::string_view marker) {
   return pos == std::string_view::npos ? s : s.substr(0, pos);
 }
 
-// ClickHouse's own message, without the "Code: N" frame, the exception class, the version
-// suffix and any stack trace.
+// ClickHouse's own message, without the "Code: N" frame (repeated when an exception was
+// rethrown), the exception class, the version suffix and any stack trace.
 std::string_view ExtractMessage(std::string_view body) {
   std::string_view msg = body;
   if (size_t pos = msg.find("e.displayText() = "); pos != std::string_view::npos) {
     msg = CutAt(msg.substr(pos + 18), ", e.what() = ");  // 18.16
-  } else if (size_t code = msg.find("Code: "); code != std::string_view::npos) {
-    msg = msg.substr(code);
-    size_t sep = msg.find_first_of(".,");
-    msg = sep == std::string_view::npos ? std::string_view() : msg.substr(sep + 1);
   }
-  msg = Trim(msg);
-  if (msg.starts_with("DB::Exception: ")) msg.remove_prefix(15);
+  for (;;) {
+    msg = Trim(msg);
+    if (msg.starts_with("DB::Exception: ")) {
+      msg.remove_prefix(15);
+    } else if (msg.starts_with("Code: ")) {
+      size_t sep = msg.find_first_of(".,");
+      msg = sep == std::string_view::npos ? std::string_view() : msg.substr(sep + 1);
+    } else {
+      break;
+    }
+  }
   msg = CutAt(msg, "Stack trace");
   msg = CutAt(msg, " (version ");
   return Trim(msg);

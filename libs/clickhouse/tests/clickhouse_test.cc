@@ -382,10 +382,20 @@ TEST_F(ClickHouseTest, SettingsTravelAsUrlParameters) {
   EXPECT_EQ(
       One("SELECT value FROM system.settings WHERE name = 'max_threads'", {{"max_threads", "3"}}),
       "3");
-  // 18.16 needs this setting for LowCardinality; current releases accept it and ignore it.
-  Status lc = client_->Execute(
-      "CREATE TABLE lc (k LowCardinality(String)) ENGINE = MergeTree ORDER BY tuple()",
-      {{"allow_experimental_low_cardinality_type", "1"}});
+  // 18.16 creates LowCardinality columns only with this setting; releases from 19.x on
+  // need none, and current ones reject the setting as unknown.
+  auto version = client_->QueryRows("SELECT version()");
+  ASSERT_TRUE(version.ok());
+  const std::string create_lc =
+      "CREATE TABLE lc (k LowCardinality(String)) ENGINE = MergeTree ORDER BY tuple()";
+  Settings lc_settings;
+  if ((*version)[0][0].starts_with("18.")) {
+    Status refused = client_->Execute(create_lc);
+    EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << refused.ToString();
+    EXPECT_NE(refused.message().find("allow_experimental_low_cardinality_type"), std::string::npos);
+    lc_settings = {{"allow_experimental_low_cardinality_type", "1"}};
+  }
+  Status lc = client_->Execute(create_lc, lc_settings);
   ASSERT_TRUE(lc.ok()) << lc.ToString();
   std::vector<std::string> columns = {"k"};
   ASSERT_TRUE(client_->Insert("lc", columns, "TabSeparated", "a\nb\na\n").ok());

@@ -142,6 +142,26 @@ TEST(ErrorTest, ParsesCurrentReleaseBody) {
             "SELEC 1. Expected one of: Query. (SYNTAX_ERROR)");
 }
 
+// Texts of ClickHouse 26.9 (chdb 4.4.0), the second one rethrown with its frame repeated.
+TEST(ErrorTest, ParsesRecentReleaseSamples) {
+  Status table = ErrorFromResponse(
+      404,
+      "Code: 60. DB::Exception: Unknown table expression identifier 'd.nope'. Maybe you meant "
+      "system.one? In scope SELECT * FROM d.nope. (UNKNOWN_TABLE) (version 26.9.2.1)\n");
+  EXPECT_EQ(table.code(), StatusCode::kNotFound);
+  EXPECT_EQ(table.message(),
+            "ClickHouse error 60 (UNKNOWN_TABLE): Unknown table expression identifier 'd.nope'. "
+            "Maybe you meant system.one? In scope SELECT * FROM d.nope. (UNKNOWN_TABLE)");
+  Status setting = ErrorFromResponse(
+      404,
+      "Code: 115. DB::Exception: Code: 115. DB::Exception: Unknown setting 'no_such_setting'. "
+      "(UNKNOWN_SETTING) (version 26.9.2.1). (UNKNOWN_SETTING)");
+  EXPECT_EQ(setting.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(setting.message(),
+            "ClickHouse error 115 (UNKNOWN_SETTING): Unknown setting 'no_such_setting'. "
+            "(UNKNOWN_SETTING)");
+}
+
 TEST(ErrorTest, MultiLineMessagesStayOnOneLineAndStackTracesAreDropped) {
   Status st = ErrorFromResponse(
       500,
