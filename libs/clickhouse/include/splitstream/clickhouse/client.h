@@ -14,7 +14,9 @@
 // (18.16 has no insert deduplication for plain MergeTree). Messages never hold credentials.
 //
 // Thread safety: a Client holds one keep-alive connection (a curl easy handle) and is used by
-// one thread at a time; create one per thread.
+// one thread at a time; create one per thread. libcurl is initialised once, on the first
+// Create. Signals: libcurl runs with CURLOPT_NOSIGNAL; plain http sends with MSG_NOSIGNAL, but
+// for https the process should ignore SIGPIPE (servers usually do).
 #pragma once
 
 #include <chrono>
