@@ -678,7 +678,7 @@ void AppendLsnDecimalOrNull(std::string* out, Lsn lsn) {
   if (lsn.value() == 0) {
     out->append("null");
   } else {
-    out->append(std::to_string(lsn.value()));
+    AppendInt(out, static_cast<int64_t>(lsn.value()));
   }
 }
 

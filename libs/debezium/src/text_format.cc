@@ -20,13 +20,13 @@ constexpr auto kEscapes = [] {
     char c[128];
   } t{};
   for (int i = 0; i < 0x20; ++i) t.c[i] = 'u';
-  t.c['\b'] = 'b';
-  t.c['\t'] = 't';
-  t.c['\n'] = 'n';
-  t.c['\f'] = 'f';
-  t.c['\r'] = 'r';
-  t.c['"'] = '"';
-  t.c['\\'] = '\\';
+  t.c[int{'\b'}] = 'b';
+  t.c[int{'\t'}] = 't';
+  t.c[int{'\n'}] = 'n';
+  t.c[int{'\f'}] = 'f';
+  t.c[int{'\r'}] = 'r';
+  t.c[int{'"'}] = '"';
+  t.c[int{'\\'}] = '\\';
   return t;
 }();
 
@@ -274,6 +274,34 @@ void AppendClock(std::string* out, int64_t micros_of_day, int fraction_digits) {
   }
 }
 
+// Length of the well-formed UTF-8 sequence at s[i] (lead byte >= 0x80), or 0 when malformed
+// (overlong, surrogate, above U+10FFFF, truncated).
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = byte(i);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
 }  // namespace
 
 void AppendJsonString(std::string* out, std::string_view s) {
@@ -281,7 +309,20 @@ void AppendJsonString(std::string* out, std::string_view s) {
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 128 || kEscapes.c[c] == 0) continue;
+    if (c >= 128) {
+      // Java decodes the bytes and replaces a malformed sequence with U+FFFD; so do we, so that
+      // the output is always valid UTF-8 JSON.
+      size_t n = Utf8SequenceLength(s, i);
+      if (n > 0) {
+        i += n - 1;
+        continue;
+      }
+      out->append(s.data() + run, i - run);
+      run = i + 1;
+      out->append("\xEF\xBF\xBD");
+      continue;
+    }
+    if (kEscapes.c[c] == 0) continue;
     out->append(s.data() + run, i - run);
     run = i + 1;
     char e = kEscapes.c[c];

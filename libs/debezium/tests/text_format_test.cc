@@ -37,6 +37,15 @@ TEST(TextFormatTest, JsonStringEscapes) {
   EXPECT_EQ(s, "\"a\\\"b\\\\c\\u001F\x7f\xc3\xa9/\"");
 }
 
+// Malformed UTF-8 (possible from a SQL_ASCII database) becomes U+FFFD, as Java's decoder does.
+TEST(TextFormatTest, JsonStringReplacesMalformedUtf8) {
+  std::string s;
+  AppendJsonString(&s, "a\xba\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\x80\xc3");
+  EXPECT_EQ(s,
+            "\"a\xEF\xBF\xBD\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xEF\xBF\xBD\xEF\xBF\xBD"
+            "\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
 TEST(TextFormatTest, Base64) {
   std::string s;
   AppendBase64(&s, "f");
