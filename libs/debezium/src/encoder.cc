@@ -10,6 +10,7 @@ namespace {
 
 using internal::AppendInt;
 using internal::AppendJsonString;
+using internal::FloorDiv;
 
 // PostgreSQL builtin type oids (src/include/catalog/pg_type.dat).
 enum : uint32_t {
@@ -662,8 +663,6 @@ constexpr std::string_view kEnvelopeTailSchema =
     "\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":"
     "\"ts_ms\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},{\"type\":\"int64\","
     "\"optional\":true,\"field\":\"ts_ns\"}]";
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 void AppendTimes(std::string* out, int64_t ts_ms, int64_t ts_us, int64_t ts_ns) {
   out->append(",\"ts_ms\":");

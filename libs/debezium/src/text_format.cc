@@ -105,8 +105,6 @@ void AppendJavaFloating(std::string* out, T v) {
   }
 }
 
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 // A cursor over a view that never reads past its end.
 class Reader {
  public:

@@ -21,6 +21,10 @@ void AppendBase64(std::string* out, std::string_view bytes);
 bool AppendByteaHexAsBase64(std::string* out, std::string_view pg_text);
 
 void AppendInt(std::string* out, int64_t v);
+// Division rounding toward negative infinity (epoch units before 1970).
+inline int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 // Integer text of PostgreSQL int2/int4/int8/oid output: optional '-', digits, in range.
 bool ParseInt64(std::string_view text, int64_t* v);
 
