@@ -70,50 +70,51 @@ class ProducerImpl final : public Producer {
       return Status::FailedPrecondition("kafka producer stopped after a fatal error: " +
                                         fatal->message());
     }
-    std::string topic_name(topic);  // librdkafka wants a terminated string
-    std::vector<rd_kafka_vu_t> vus;
-    vus.reserve(5 + headers.size());
-    rd_kafka_vu_t vu{};
-    vu.vtype = RD_KAFKA_VTYPE_TOPIC;
-    vu.u.cstr = topic_name.c_str();
-    vus.push_back(vu);
-    vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-    vu.u.i = RD_KAFKA_MSG_F_COPY;
-    vus.push_back(vu);
-    vu.vtype = RD_KAFKA_VTYPE_OPAQUE;
-    vu.u.ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(cookie));
-    vus.push_back(vu);
+    // librdkafka wants terminated strings for the topic and header names; keep short ones on
+    // the stack (this is the CDC hot path).
+    char topic_buf[256];
+    topic.copy(topic_buf, topic.size());
+    topic_buf[topic.size()] = 0;
+    constexpr size_t kInlineArgs = 16;
+    rd_kafka_vu_t inline_vus[kInlineArgs];
+    std::vector<rd_kafka_vu_t> heap_vus;
+    rd_kafka_vu_t* vus = inline_vus;
+    if (5 + headers.size() > kInlineArgs) {
+      heap_vus.resize(5 + headers.size());
+      vus = heap_vus.data();
+    }
+    size_t n = 0;
+    vus[n].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vus[n++].u.cstr = topic_buf;
+    vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vus[n++].u.i = RD_KAFKA_MSG_F_COPY;
+    vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vus[n++].u.ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(cookie));
     // An empty, non-null view needs a non-null pointer: librdkafka reads NULL as "no value".
     static const char kEmpty = 0;
     if (key) {
-      vu.vtype = RD_KAFKA_VTYPE_KEY;
-      vu.u.mem.ptr = const_cast<char*>(key->empty() ? &kEmpty : key->data());
-      vu.u.mem.size = key->size();
-      vus.push_back(vu);
+      vus[n].vtype = RD_KAFKA_VTYPE_KEY;
+      vus[n].u.mem.ptr = const_cast<char*>(key->empty() ? &kEmpty : key->data());
+      vus[n++].u.mem.size = key->size();
     }
     if (value) {
-      vu.vtype = RD_KAFKA_VTYPE_VALUE;
-      vu.u.mem.ptr = const_cast<char*>(value->empty() ? &kEmpty : value->data());
-      vu.u.mem.size = value->size();
-      vus.push_back(vu);
+      vus[n].vtype = RD_KAFKA_VTYPE_VALUE;
+      vus[n].u.mem.ptr = const_cast<char*>(value->empty() ? &kEmpty : value->data());
+      vus[n++].u.mem.size = value->size();
     }
-    std::vector<std::string> header_names;  // names must be terminated strings too
-    header_names.reserve(headers.size());
-    for (const Header& h : headers) {
-      header_names.push_back(h.key);
-      vu.vtype = RD_KAFKA_VTYPE_HEADER;
-      vu.u.header.name = header_names.back().c_str();
-      vu.u.header.val = h.value.empty() ? &kEmpty : h.value.data();
-      vu.u.header.size = static_cast<ssize_t>(h.value.size());
-      vus.push_back(vu);
+    for (const Header& h : headers) {  // Header::key is a std::string: already terminated
+      vus[n].vtype = RD_KAFKA_VTYPE_HEADER;
+      vus[n].u.header.name = h.key.c_str();
+      vus[n].u.header.val = h.value.empty() ? &kEmpty : h.value.data();
+      vus[n++].u.header.size = static_cast<ssize_t>(h.value.size());
     }
     // Count before enqueueing: the report may run on the poller before produceva returns.
     in_flight_.fetch_add(1);
-    rd_kafka_error_t* error = rd_kafka_produceva(rk_.get(), vus.data(), vus.size());
+    rd_kafka_error_t* error = rd_kafka_produceva(rk_.get(), vus, n);
     if (error == nullptr) return Status::Ok();
     DecrementInFlight();
     rd_kafka_resp_err_t code = rd_kafka_error_code(error);
-    Status status = ErrorToStatus(error, "kafka produce to " + topic_name);
+    Status status = ErrorToStatus(error, "kafka produce to " + std::string(topic));
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
       return Status::FailedPrecondition(status.message());
     }

@@ -197,7 +197,7 @@ enum class ResetPolicy { kNone, kEarliest, kTimestamp };
 // eager and the cooperative rebalance protocol. Not thread-safe: one thread uses a Consumer
 // (it owns the handle and polls it); callbacks run on that thread.
 //
-// Defaults chosen for a sink (see README): fetch.wait.max.ms=20, queued.min.messages=200000,
+// Defaults chosen for a sink (see README): fetch.wait.max.ms=20, queued.min.messages=1000000,
 // queued.max.messages.kbytes=262144, enable.partition.eof=false.
 class Consumer {
  public:
