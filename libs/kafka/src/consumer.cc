@@ -144,19 +144,11 @@ class ConsumerImpl final : public Consumer {
   }
 
   Status Pause(std::span<const TopicPartition> partitions) override {
-    SPLITSTREAM_RETURN_IF_ERROR(CheckUsable());
-    PartitionListPtr list = ToList(partitions);
-    SPLITSTREAM_RETURN_IF_ERROR(
-        ErrorToStatus(rd_kafka_pause_partitions(rk_.get(), list.get()), "kafka pause"));
-    return FirstPartitionError(list.get(), "kafka pause");
+    return ApplyToPartitions(partitions, rd_kafka_pause_partitions, "kafka pause");
   }
 
   Status Resume(std::span<const TopicPartition> partitions) override {
-    SPLITSTREAM_RETURN_IF_ERROR(CheckUsable());
-    PartitionListPtr list = ToList(partitions);
-    SPLITSTREAM_RETURN_IF_ERROR(
-        ErrorToStatus(rd_kafka_resume_partitions(rk_.get(), list.get()), "kafka resume"));
-    return FirstPartitionError(list.get(), "kafka resume");
+    return ApplyToPartitions(partitions, rd_kafka_resume_partitions, "kafka resume");
   }
 
   void SetResetOnAssign(ResetPolicy policy, int64_t timestamp_ms) override {
@@ -230,6 +222,16 @@ class ConsumerImpl final : public Consumer {
   Status CheckUsable() const {
     if (closed_) return Status::FailedPrecondition("kafka consumer is closed");
     return CheckFatal();
+  }
+
+  // Runs rd_kafka_pause_partitions or rd_kafka_resume_partitions on `partitions`.
+  Status ApplyToPartitions(std::span<const TopicPartition> partitions,
+                           rd_kafka_resp_err_t (*op)(rd_kafka_t*, rd_kafka_topic_partition_list_t*),
+                           std::string_view what) {
+    SPLITSTREAM_RETURN_IF_ERROR(CheckUsable());
+    PartitionListPtr list = ToList(partitions);
+    SPLITSTREAM_RETURN_IF_ERROR(ErrorToStatus(op(rk_.get(), list.get()), what));
+    return FirstPartitionError(list.get(), what);
   }
 
   Status CheckFatal() const {

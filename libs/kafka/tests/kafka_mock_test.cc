@@ -8,10 +8,13 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "reports.h"
 #include "splitstream/kafka/kafka.h"
 
 namespace splitstream::kafka {
@@ -47,24 +50,7 @@ class MockCluster {
   rd_kafka_mock_cluster_t* mc_ = nullptr;
 };
 
-// Collects delivery reports from the producer's poller thread.
-class Reports {
- public:
-  Producer::DeliveryCallback Callback() {
-    return [this](const DeliveryReport& r) {
-      std::lock_guard lock(mu_);
-      reports_.push_back(r);
-    };
-  }
-  std::vector<DeliveryReport> Get() {
-    std::lock_guard lock(mu_);
-    return reports_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<DeliveryReport> reports_;
-};
+using testing::Reports;
 
 ProducerOptions MockProducerOptions(const MockCluster& cluster) {
   ProducerOptions options;
@@ -432,6 +418,32 @@ TEST(KafkaMockTest, ConsumerCommitsPausesAndResumes) {
   EXPECT_EQ(offsets0.front(), p0_commit);
   EXPECT_EQ(offsets0.back(), end_offset[0] - 1);
   EXPECT_EQ(from_p1, 0u);
+}
+
+TEST(KafkaMockTest, LibrdkafkaLogsReachSpdlogWithoutSecrets) {
+  MockCluster cluster;
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
+  logger->set_level(spdlog::level::debug);
+  spdlog::set_default_logger(logger);
+  {
+    ProducerOptions options = MockProducerOptions(cluster);
+    options.overrides = {{"debug", "conf,generic"},
+                         {"security.protocol", "sasl_plaintext"},
+                         {"sasl.mechanisms", "PLAIN"},
+                         {"sasl.username", "splitstream"},
+                         {"sasl.password", "hunter2-secret"}};
+    auto producer = Producer::Create(options, nullptr);
+    ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+    std::this_thread::sleep_for(200ms);
+  }
+  spdlog::set_default_logger(previous);
+  const std::string text = captured.str();
+  EXPECT_NE(text.find("rdkafka splitstream-cdc#producer"), std::string::npos) << text;
+  EXPECT_NE(text.find("sasl.password = [redacted]"), std::string::npos);  // librdkafka redacts
+  EXPECT_EQ(text.find("hunter2"), std::string::npos);
 }
 
 TEST(KafkaMessageTest, MadeMessagesOwnTheirBytesAcrossMoves) {

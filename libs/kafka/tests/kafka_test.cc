@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "reports.h"
 #include "splitstream/kafka/kafka.h"
 
 namespace splitstream::kafka {
@@ -38,23 +39,7 @@ int64_t NowMs() {
       .count();
 }
 
-class Reports {
- public:
-  Producer::DeliveryCallback Callback() {
-    return [this](const DeliveryReport& r) {
-      std::lock_guard lock(mu_);
-      reports_.push_back(r);
-    };
-  }
-  std::vector<DeliveryReport> Get() {
-    std::lock_guard lock(mu_);
-    return reports_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<DeliveryReport> reports_;
-};
+using testing::Reports;
 
 class KafkaTest : public ::testing::Test {
  protected:
