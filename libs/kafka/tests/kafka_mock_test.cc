@@ -282,6 +282,27 @@ TEST(KafkaMockTest, FullLocalQueueIsUnavailable) {
   EXPECT_EQ(reports.Get().size(), 10u);
 }
 
+TEST(KafkaMockTest, DestroyingWithUndeliveredMessagesIsBoundedAndSilent) {
+  MockCluster cluster;
+  cluster.CreateTopic("down", 1);
+  std::atomic<bool> destroyed{false};
+  std::atomic<int> late_reports{0};
+  auto producer = Producer::Create(MockProducerOptions(cluster), [&](const DeliveryReport&) {
+    if (destroyed.load()) late_reports.fetch_add(1);
+  });
+  ASSERT_TRUE(producer.ok());
+  ASSERT_EQ(rd_kafka_mock_broker_set_down(cluster.get(), 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE((*producer)->Produce("down", "k", "v", i).ok());
+  EXPECT_EQ((*producer)->Flush(200ms).code(), StatusCode::kUnavailable);
+  EXPECT_EQ((*producer)->InFlight(), 100u);
+  auto start = std::chrono::steady_clock::now();
+  producer = Status::Internal("destroyed");  // ~Producer: flushes up to 2 s, then destroys
+  destroyed.store(true);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(late_reports.load(), 0);
+}
+
 TEST(KafkaMockTest, BadTopicNamesAndPropertiesAreInvalidArguments) {
   MockCluster cluster;
   auto producer = Producer::Create(MockProducerOptions(cluster), nullptr);
