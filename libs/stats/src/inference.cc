@@ -9,7 +9,7 @@
 #include <boost/math/distributions/chi_squared.hpp>
 #include <boost/math/distributions/normal.hpp>
 #include <boost/math/distributions/students_t.hpp>
-#include <boost/math/quadrature/gauss_kronrod.hpp>
+#include <boost/math/quadrature/tanh_sinh.hpp>
 
 #include "policy.h"
 
@@ -158,31 +158,59 @@ Result<BayesOutcome> BetaChanceToBeat(const ProportionState& control,
   double bt = prior_b + static_cast<double>(treatment.n() - treatment.successes());
   Beta post_c(ac, bc);
   Beta post_t(at, bt);
-  Beta post_t_plus(at + 1, bt);  // x f_T(x) = E[T] f_T+(x)
-  double mean_c = ac / (ac + bc);
-  double mean_t = at / (at + bt);
 
-  // Integrate over the control posterior's support; outside [lo, hi] lies 2e-15 of its mass.
-  double lo = quantile(post_c, kBetaTail);
-  double hi = quantile(complement(post_c, kBetaTail));
-  using Integrator = boost::math::quadrature::gauss_kronrod<double, 61>;
-  constexpr unsigned kMaxDepth = 10;
-  constexpr double kTolerance = 1e-9;
-  double chance =
-      Integrator::integrate([&](double x) { return pdf(post_c, x) * cdf(complement(post_t, x)); },
-                            lo, hi, kMaxDepth, kTolerance);
-  // E[max(C - T, 0)] = integral f_C(x) E[(x - T)+] dx, E[(x - T)+] = x F_T(x) - E[T] F_T+(x).
-  double loss_t = Integrator::integrate(
-      [&](double x) {
-        double inner = x * cdf(post_t, x) - mean_t * cdf(post_t_plus, x);
-        return pdf(post_c, x) * std::max(0.0, inner);
-      },
-      lo, hi, kMaxDepth, kTolerance);
+  // The integrals are cut into panels at quantiles of both posteriors: a narrow posterior
+  // makes an integrand a near-step that an adaptive rule can miss entirely, and a prior below
+  // 1 with no successes makes f_C singular at 0. tanh-sinh handles the endpoint behaviour of
+  // each panel. Outside [lo, hi] of a posterior lies 2e-15 of its mass.
+  const double lo_c = quantile(post_c, kBetaTail);
+  const double hi_c = quantile(complement(post_c, kBetaTail));
+  const double lo_t = quantile(post_t, kBetaTail);
+  const double hi_t = quantile(complement(post_t, kBetaTail));
+  auto panels = [&](double lo, double hi) {
+    std::vector<double> cuts{lo, hi};
+    for (const Beta* dist : {&post_c, &post_t}) {
+      for (double q : {1e-12, 1e-6, 0.5}) {
+        for (double x : {quantile(*dist, q), quantile(complement(*dist, q))}) {
+          if (x > lo && x < hi) cuts.push_back(x);
+        }
+      }
+    }
+    std::sort(cuts.begin(), cuts.end());
+    // Panels narrower than rounding would make tanh-sinh evaluate at its endpoints.
+    std::vector<double> kept{cuts.front()};
+    for (double x : cuts) {
+      if (x - kept.back() > std::max(1e-9 * (hi - lo), 1e-12 * std::abs(x))) kept.push_back(x);
+    }
+    kept.back() = hi;
+    return kept;
+  };
+  // One per thread: integrate() is not const in Boost 1.74, and building the tables costs.
+  thread_local boost::math::quadrature::tanh_sinh<double> integrator(10);
+  constexpr double kTolerance = 1e-8;
+  auto integrate = [&](const std::vector<double>& cuts, auto f) {
+    double sum = 0;
+    for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+      sum += integrator.integrate(f, cuts[i], cuts[i + 1], kTolerance);
+    }
+    return sum;
+  };
+
+  // P(T > C) = integral f_C(x) (1 - F_T(x)) dx over C's support.
+  double chance = integrate(panels(lo_c, hi_c),
+                            [&](double x) { return pdf(post_c, x) * cdf(complement(post_t, x)); });
+  // E[max(C - T, 0)] = integral P(T <= y < C) dy = integral F_T(y) (1 - F_C(y)) dy, and the
+  // mirror image for E[max(T - C, 0)]: products of probabilities, free of cancellation, over
+  // the union of the supports.
+  std::vector<double> both = panels(std::min(lo_c, lo_t), std::max(hi_c, hi_t));
+  double loss_t =
+      integrate(both, [&](double y) { return cdf(post_t, y) * cdf(complement(post_c, y)); });
+  double loss_c =
+      integrate(both, [&](double y) { return cdf(post_c, y) * cdf(complement(post_t, y)); });
   BayesOutcome out;
   out.chance_to_beat = std::clamp(chance, 0.0, 1.0);
   out.loss_choose_treatment = std::max(0.0, loss_t);
-  // E[(T - C)+] - E[(C - T)+] = E[T - C].
-  out.loss_choose_control = std::max(0.0, loss_t + mean_t - mean_c);
+  out.loss_choose_control = std::max(0.0, loss_c);
   return out;
 }
 

@@ -132,6 +132,17 @@ TEST(GoldenTest, TwoProportionZTest) {
     EXPECT_GOLDEN(f, c, "lift", lift->lift);
     EXPECT_GOLDEN(f, c, "lift_lo", lift->ci.lo);
     EXPECT_GOLDEN(f, c, "lift_hi", lift->ci.hi);
+
+    // The same figures through AnalyzeMetric.
+    MetricSpec spec{.name = "checkout", .kind = MetricKind::kConversion};
+    std::vector<VariantData> variants(2);
+    variants[0].key = "control";
+    variants[0].conversions = pc;
+    variants[1].key = "b";
+    variants[1].conversions = pt;
+    AnalysisOptions options;
+    options.alpha = alpha;
+    ExpectComparison(f, c, AnalyzeMetric(spec, variants, options));
   }
 }
 
@@ -158,6 +169,19 @@ TEST(GoldenTest, WelchTTest) {
     EXPECT_GOLDEN(f, c, "lift", lift->lift);
     EXPECT_GOLDEN(f, c, "lift_lo", lift->ci.lo);
     EXPECT_GOLDEN(f, c, "lift_hi", lift->ci.hi);
+
+    // The same figures through AnalyzeMetric.
+    MetricSpec spec{.name = "revenue", .kind = MetricKind::kMean};
+    std::vector<VariantData> variants(2);
+    variants[0].key = "control";
+    variants[0].values =
+        Moments::FromSums(c.GetInt("n_c"), c.Get("sum_c"), c.Get("sumsq_c")).value();
+    variants[1].key = "b";
+    variants[1].values =
+        Moments::FromSums(c.GetInt("n_t"), c.Get("sum_t"), c.Get("sumsq_t")).value();
+    AnalysisOptions options;
+    options.alpha = alpha;
+    ExpectComparison(f, c, AnalyzeMetric(spec, variants, options));
   }
 }
 

@@ -203,29 +203,50 @@ Difference: normal test; lift R_t / R_c - 1 by the delta method.
 
 # ---------------------------------------------------------------------------------------------
 def beta_integrals(ac, bc, at, bt):
-    """P(T > C), E[max(C - T, 0)], E[max(T - C, 0)] by scipy.integrate.quad."""
+    """P(T > C), E[max(C - T, 0)], E[max(T - C, 0)] by scipy.integrate.quad, each checked
+    against a second route."""
     c, t = stats.beta(ac, bc), stats.beta(at, bt)
+    kw = dict(limit=1000, epsabs=0, epsrel=1e-13)
+
+    def points(lo, hi):
+        pts = [d.ppf(q) for d in (c, t) for q in (1e-9, 1e-6, 0.5)]
+        pts += [d.isf(q) for d in (c, t) for q in (1e-9, 1e-6)]
+        return sorted(p for p in pts if lo < p < hi) or None
+
+    # Chance: integral f_C (1 - F_T) over C's support; check: integral f_T F_C over T's.
     lo, hi = c.ppf(1e-15), c.isf(1e-15)
-    # Break the range where T's mass lies so quad sees the step of 1 - F_T.
-    pts = sorted(p for p in (t.ppf(1e-9), t.median(), t.isf(1e-9), c.median()) if lo < p < hi)
-    kw = dict(points=pts, limit=1000, epsabs=0, epsrel=1e-13)
-    chance = integrate.quad(lambda x: c.pdf(x) * t.sf(x), lo, hi, **kw)[0]
-    # E[max(C - T, 0)] as a double integral, evaluated the direct way: for each x,
-    # integral over y < x of (x - y) f_T(y) dy = x F_T(x) - E[T] F_{T+}(x); checked below
-    # against a direct inner quad at a few points.
+    chance = integrate.quad(lambda x: c.pdf(x) * t.sf(x), lo, hi, points=points(lo, hi), **kw)[0]
+    tlo, thi = t.ppf(1e-15), t.isf(1e-15)
+    # SciPy's Beta pdf loses normalisation for parameters near 1e9 (2e-8): divide it out.
+    swapped = (integrate.quad(lambda y: t.pdf(y) * c.cdf(y), tlo, thi, points=points(tlo, thi),
+                              **kw)[0] /
+               integrate.quad(t.pdf, tlo, thi, points=points(tlo, thi), **kw)[0])
+    # A shape parameter below 1 makes that density singular at an end, which quad over a
+    # cut support handles less well: take the route over the other posterior then.
+    smooth_c, smooth_t = min(ac, bc) >= 1, min(at, bt) >= 1
+    check(chance, swapped, "beta chance, swapped integral",
+          rel=1e-8 if smooth_c and smooth_t else 1e-5, abs_=1e-12)
+    if not smooth_c:
+        chance = swapped
+
+    # Losses: E[max(C - T, 0)] = integral P(T <= y < C) dy = integral F_T (1 - F_C) dy, and
+    # the mirror image, over the union of the supports (no densities, no cancellation).
+    ulo, uhi = min(lo, tlo), max(hi, thi)
+    loss_t = integrate.quad(lambda y: t.cdf(y) * c.sf(y), ulo, uhi, points=points(ulo, uhi),
+                            **kw)[0]
+    loss_c = integrate.quad(lambda y: c.cdf(y) * t.sf(y), ulo, uhi, points=points(ulo, uhi),
+                            **kw)[0]
+    check(loss_c - loss_t, at / (at + bt) - ac / (ac + bc), "E[T - C] identity", rel=1e-8,
+          abs_=1e-13)
+    # A second route for loss_t: integral f_C(x) E[(x - T)+] dx with
+    # E[(x - T)+] = x F_T(x) - E[T] F_{T+}(x), T+ ~ Beta(at + 1, bt) (subject to cancellation,
+    # hence the looser check).
     tplus = stats.beta(at + 1, bt)
     mean_t = at / (at + bt)
-
-    def inner(x):
-        return x * t.cdf(x) - mean_t * tplus.cdf(x)
-
-    for x in (c.ppf(0.2), c.median(), c.ppf(0.8)):
-        direct = integrate.quad(lambda y: (x - y) * t.pdf(y), 0, x, epsabs=0, epsrel=1e-12,
-                                limit=500, points=[p for p in pts if p < x] or None)[0]
-        check(inner(x), direct, "beta inner integral", rel=1e-7, abs_=1e-14)
-    kw_loss = dict(kw, epsrel=1e-12)
-    loss_t = integrate.quad(lambda x: c.pdf(x) * max(0.0, inner(x)), lo, hi, **kw_loss)[0]
-    loss_c = loss_t + mean_t - ac / (ac + bc)
+    route2 = integrate.quad(
+        lambda x: c.pdf(x) * max(0.0, x * t.cdf(x) - mean_t * tplus.cdf(x)), lo, hi,
+        points=points(lo, hi), limit=1000, epsabs=0, epsrel=1e-12)[0]
+    check(loss_t, route2, "beta loss, second route", rel=1e-6 if smooth_c else 1e-4, abs_=1e-12)
     return chance, loss_t, loss_c
 
 
@@ -242,9 +263,10 @@ def evan_miller(ac, bc, at, bt):
 def bayes_beta():
     w = Writer("bayes_beta.test", """
 Beta-Binomial chance to beat control and expected loss. Posteriors Beta(a + s, b + n - s) with
-the prior (a, b); chance = P(T > C) = integral f_C (1 - F_T), loss_t = E[max(C - T, 0)],
-loss_c = E[max(T - C, 0)], by scipy.integrate.quad (epsrel 1e-13); integer cases are checked
-against Evan Miller's closed-form sum.
+the prior (a, b); chance = P(T > C) = integral f_C (1 - F_T), loss_t = E[max(C - T, 0)] =
+integral F_T (1 - F_C), loss_c = E[max(T - C, 0)] = integral F_C (1 - F_T), by
+scipy.integrate.quad (epsrel 1e-13), each checked against a second route; integer cases are
+also checked against Evan Miller's closed-form sum.
 """)
     cases = [
         ("equal", 1000, 100, 1000, 100, 1, 1),
@@ -260,6 +282,11 @@ against Evan Miller's closed-form sum.
         ("unbalanced", 200, 20, 2000000, 210000, 1, 1),
         ("unbalanced_reverse", 2000000, 210000, 200, 20, 1, 1),
         ("rare_event", 400000, 40, 400000, 61, 1, 1),
+        ("huge", 100000000, 10000000, 100000000, 10010000, 1, 1),
+        ("jeffreys_no_successes", 1000000, 0, 1000000, 3, 0.5, 0.5),
+        ("no_successes", 1000000, 0, 1000000, 0, 1, 1),
+        ("control_all_converted", 10, 10, 1000000, 999999, 1, 1),
+        ("tiny_vs_huge", 3, 0, 1000000000, 500000000, 1, 1),
     ]
     for name, nc, sc, nt, st, a, b in cases:
         ac, bc, at, bt = a + sc, b + nc - sc, a + st, b + nt - st

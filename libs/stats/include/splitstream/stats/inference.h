@@ -93,11 +93,12 @@ struct BayesOutcome {
   double loss_choose_control = 0;
 };
 
-// Beta-Binomial: the rates have posteriors Beta(prior_a + s, prior_b + n - s). P(T > C) is
-// integral f_C(x) (1 - F_T(x)) dx and E[max(C - T, 0)] is
-// integral f_C(x) (x F_T(x) - E[T] F_T+(x)) dx with T+ ~ Beta(a_t + 1, b_t), both by adaptive
-// Gauss-Kronrod quadrature (61 points) over C's support cut at the 1e-15 tails.
-// InvalidArgument for non-positive prior parameters.
+// Beta-Binomial: the rates have posteriors Beta(prior_a + s, prior_b + n - s).
+//   P(T > C) = integral f_C(x) (1 - F_T(x)) dx           over C's support,
+//   E[max(C - T, 0)] = integral F_T(y) (1 - F_C(y)) dy   over both supports (and the mirror),
+// by tanh-sinh quadrature on panels cut at quantiles of both posteriors; supports are cut at
+// their 1e-15 tails. About 1-20 ms for up to 1e8 users per arm; thread-safe (one quadrature
+// table per thread). InvalidArgument for non-positive prior parameters.
 Result<BayesOutcome> BetaChanceToBeat(const ProportionState& control,
                                       const ProportionState& treatment, double prior_a,
                                       double prior_b);
