@@ -123,6 +123,40 @@ std::vector<Row> Peeking(int experiments, std::mt19937_64& rng) {
   };
 }
 
+// A/A/A/A: three treatments against one control; how often is any of them "significant"?
+std::vector<Row> FamilyWise(int experiments, std::mt19937_64& rng) {
+  const int64_t n = 10000;
+  std::binomial_distribution<int64_t> draw(n, 0.10);
+  int raw_any = 0, holm_any = 0, bh_any = 0;
+  for (int e = 0; e < experiments; ++e) {
+    ss::ProportionState control = Proportion(n, draw(rng));
+    std::vector<double> p;
+    for (int k = 0; k < 3; ++k) {
+      p.push_back(
+          ss::TwoProportionZTest(control, Proportion(n, draw(rng)), kAlpha).value().p_value);
+    }
+    auto any_below = [](const std::vector<double>& v) {
+      for (double x : v) {
+        if (x < kAlpha) return true;
+      }
+      return false;
+    };
+    raw_any += any_below(p) ? 1 : 0;
+    holm_any += any_below(ss::AdjustPValues(p, ss::Correction::kHolm)) ? 1 : 0;
+    bh_any += any_below(ss::AdjustPValues(p, ss::Correction::kBenjaminiHochberg)) ? 1 : 0;
+  }
+  auto rate = [&](int k) { return static_cast<double>(k) / experiments; };
+  const char* setup = "3 treatments vs control, p = 10 %, 10 000 users/arm";
+  return {
+      {"A/A/A/A, any treatment significant, no correction", setup, rate(raw_any),
+       "inflated (> 5 %)", rate(raw_any) > 0.05},
+      {"A/A/A/A, any treatment significant, Holm (default)", setup, rate(holm_any), "<= 5 %",
+       rate(holm_any) <= 0.05},
+      {"A/A/A/A, any treatment significant, Benjamini-Hochberg", setup, rate(bh_any),
+       "<= 5 % (all nulls true)", rate(bh_any) <= 0.05},
+  };
+}
+
 Row Power(int experiments, std::mt19937_64& rng, double* predicted_out) {
   const int64_t n = 20000;
   const double pc = 0.10, pt = 0.105;  // a true relative lift of 5 %
@@ -217,6 +251,10 @@ int main(int argc, char** argv) {
   {
     std::mt19937_64 rng(20261127);
     for (Row& r : Peeking(experiments, rng)) rows.push_back(r);
+  }
+  {
+    std::mt19937_64 rng(20261130);
+    for (Row& r : FamilyWise(experiments, rng)) rows.push_back(r);
   }
   double predicted = 0;
   {
