@@ -106,6 +106,26 @@ void ExpectComparison(const GoldenFile& f, const GoldenCase& c, const Result<Met
   EXPECT_GOLDEN(f, c, "lift_hi", r.ci_rel->hi);
 }
 
+// A TestOutcome against expect_{diff,se,p,ci_lo,ci_hi}.
+void ExpectOutcome(const GoldenFile& f, const GoldenCase& c, const TestOutcome& r) {
+  EXPECT_GOLDEN(f, c, "diff", r.estimate);
+  EXPECT_GOLDEN(f, c, "se", r.std_error);
+  EXPECT_GOLDEN(f, c, "p", r.p_value);
+  EXPECT_GOLDEN(f, c, "ci_lo", r.ci.lo);
+  EXPECT_GOLDEN(f, c, "ci_hi", r.ci.hi);
+}
+
+// RelativeLift of two summaries against expect_{lift,lift_lo,lift_hi}.
+void ExpectLift(const GoldenFile& f, const GoldenCase& c, const SampleSummary& sc,
+                const SampleSummary& st, double critical) {
+  Result<Lift> lift = RelativeLift(sc.mean, sc.variance / static_cast<double>(sc.n), st.mean,
+                                   st.variance / static_cast<double>(st.n), critical);
+  ASSERT_TRUE(lift.ok()) << c.name << ": " << lift.status().ToString();
+  EXPECT_GOLDEN(f, c, "lift", lift->lift);
+  EXPECT_GOLDEN(f, c, "lift_lo", lift->ci.lo);
+  EXPECT_GOLDEN(f, c, "lift_hi", lift->ci.hi);
+}
+
 ProportionState Proportion(int64_t n, int64_t s) {
   return ProportionState::FromCounts(n, s).value();
 }
@@ -118,20 +138,9 @@ TEST(GoldenTest, TwoProportionZTest) {
     double alpha = c.Get("alpha");
     Result<TestOutcome> r = TwoProportionZTest(pc, pt, alpha);
     ASSERT_TRUE(r.ok()) << c.name << ": " << r.status().ToString();
-    EXPECT_GOLDEN(f, c, "diff", r->estimate);
-    EXPECT_GOLDEN(f, c, "se", r->std_error);
+    ExpectOutcome(f, c, *r);
     EXPECT_GOLDEN(f, c, "z", r->statistic);
-    EXPECT_GOLDEN(f, c, "p", r->p_value);
-    EXPECT_GOLDEN(f, c, "ci_lo", r->ci.lo);
-    EXPECT_GOLDEN(f, c, "ci_hi", r->ci.hi);
-    SampleSummary sc = pc.Finalize();
-    SampleSummary st = pt.Finalize();
-    Result<Lift> lift = RelativeLift(sc.mean, sc.variance / sc.n, st.mean, st.variance / st.n,
-                                     CriticalValue(alpha));
-    ASSERT_TRUE(lift.ok());
-    EXPECT_GOLDEN(f, c, "lift", lift->lift);
-    EXPECT_GOLDEN(f, c, "lift_lo", lift->ci.lo);
-    EXPECT_GOLDEN(f, c, "lift_hi", lift->ci.hi);
+    ExpectLift(f, c, pc.Finalize(), pt.Finalize(), CriticalValue(alpha));
 
     // The same figures through AnalyzeMetric.
     MetricSpec spec{.name = "checkout", .kind = MetricKind::kConversion};
@@ -156,19 +165,10 @@ TEST(GoldenTest, WelchTTest) {
     double alpha = c.Get("alpha");
     Result<TestOutcome> r = WelchTTest(sc, st, alpha);
     ASSERT_TRUE(r.ok()) << c.name << ": " << r.status().ToString();
-    EXPECT_GOLDEN(f, c, "diff", r->estimate);
-    EXPECT_GOLDEN(f, c, "se", r->std_error);
+    ExpectOutcome(f, c, *r);
     EXPECT_GOLDEN(f, c, "t", r->statistic);
     EXPECT_GOLDEN(f, c, "df", r->df);
-    EXPECT_GOLDEN(f, c, "p", r->p_value);
-    EXPECT_GOLDEN(f, c, "ci_lo", r->ci.lo);
-    EXPECT_GOLDEN(f, c, "ci_hi", r->ci.hi);
-    Result<Lift> lift = RelativeLift(sc.mean, sc.variance / sc.n, st.mean, st.variance / st.n,
-                                     CriticalValue(alpha, r->df));
-    ASSERT_TRUE(lift.ok());
-    EXPECT_GOLDEN(f, c, "lift", lift->lift);
-    EXPECT_GOLDEN(f, c, "lift_lo", lift->ci.lo);
-    EXPECT_GOLDEN(f, c, "lift_hi", lift->ci.hi);
+    ExpectLift(f, c, sc, st, CriticalValue(alpha, r->df));
 
     // The same figures through AnalyzeMetric.
     MetricSpec spec{.name = "revenue", .kind = MetricKind::kMean};
