@@ -59,6 +59,12 @@ Status ValidateInputs(const MetricSpec& spec, std::span<const VariantData> varia
                                        VariantField(i, "quantile.p"));
       }
       if (q.n < 0) return Status::InvalidArgument("negative count", VariantField(i, "quantile.n"));
+      bool ordered = std::isfinite(q.lower) && std::isfinite(q.estimate) &&
+                     std::isfinite(q.upper) && q.lower <= q.estimate && q.estimate <= q.upper;
+      if (q.n > 0 && !ordered) {
+        return Status::InvalidArgument("quantile values must be finite, lower <= estimate <= upper",
+                                       VariantField(i, "quantile"));
+      }
     }
   }
   size_t with_cuped = 0;

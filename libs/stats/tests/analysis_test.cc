@@ -220,6 +220,39 @@ TEST(AnalyzeMetricTest, CupedShrinksTheInterval) {
   EXPECT_FALSE(without->comparisons[0].cuped_applied);
 }
 
+TEST(AnalyzeMetricTest, CupedOnConversionUsesTheAdjustedWelchTest) {
+  MetricSpec spec{.name = "checkout", .kind = MetricKind::kConversion};
+  std::vector<VariantData> v(2);
+  std::vector<BivariateMoments> cuped(2);
+  for (int i = 0; i < 2; ++i) {
+    v[i].key = i == 0 ? "control" : "B";
+    ProportionState conversions;
+    for (int u = 0; u < 3000; ++u) {
+      bool before = u % 3 == 0;                       // converted in the pre-period
+      bool after = before ? u % 4 != 1 : u % 9 == i;  // mostly the same users convert again
+      conversions.Update(after);
+      cuped[i].Update(after ? 1 : 0, before ? 1 : 0);
+    }
+    v[i].conversions = conversions;
+    v[i].cuped = cuped[i];
+  }
+  Result<MetricAnalysis> a = AnalyzeMetric(spec, v);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  const ComparisonResult& r = a->comparisons[0];
+  ASSERT_TRUE(r.cuped_applied);
+  BivariateMoments pooled = cuped[0];
+  pooled.Combine(cuped[1]);
+  double theta = CupedTheta(cuped);
+  Result<TestOutcome> expected = WelchTTest(CupedAdjust(cuped[0], theta, pooled.MeanY()),
+                                            CupedAdjust(cuped[1], theta, pooled.MeanY()), 0.05);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_DOUBLE_EQ(*r.p_value, expected->p_value);
+  EXPECT_DOUBLE_EQ(*r.cuped_theta, theta);
+  // The per-variant rate stays the unadjusted one; the adjusted mean is reported beside it.
+  EXPECT_DOUBLE_EQ(*a->variants[1].mean, v[1].conversions.Rate());
+  EXPECT_TRUE(a->variants[1].cuped_mean.has_value());
+}
+
 TEST(AnalyzeMetricTest, RejectsBadInput) {
   MetricSpec spec{.name = "checkout", .kind = MetricKind::kConversion};
   std::vector<VariantData> one{Conversion("control", 10, 1)};
@@ -244,6 +277,8 @@ TEST(AnalyzeMetricTest, RejectsBadInput) {
   q[0].quantile = {1000, 0.95, 10, 9, 11};
   q[1].quantile = {1000, 0.5, 10, 9, 11};
   EXPECT_EQ(AnalyzeMetric(p95, q).status().field(), "variants[1].quantile.p");
+  q[1].quantile = {1000, 0.95, 10, 11, 12};  // lower above the estimate
+  EXPECT_EQ(AnalyzeMetric(p95, q).status().field(), "variants[1].quantile");
 }
 
 TEST(AnalyzeMetricTest, QuantileTooSmallIsUndefined) {

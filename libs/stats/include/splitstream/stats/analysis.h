@@ -117,8 +117,9 @@ struct MetricAnalysis {
 
 // Errors: InvalidArgument for fewer than 2 variants, control_index out of range, alpha
 // outside (0, 1), sequential_tuning <= 0, non-positive priors, a quantile level outside
-// (0, 1), a QuantileSample whose p differs from the spec, or CUPED data on some variants only
-// or with a user count different from the metric's.
+// (0, 1), a QuantileSample whose p differs from the spec or whose values are not finite and
+// ordered (lower <= estimate <= upper), or CUPED data on some variants only or with a user
+// count different from the metric's.
 Result<MetricAnalysis> AnalyzeMetric(const MetricSpec& spec, std::span<const VariantData> variants,
                                      const AnalysisOptions& options = {});
 
