@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "splitstream/config/config.h"
 #include "splitstream/core/status.h"
@@ -23,10 +24,26 @@ struct LoadgenOptions {
   uint64_t seed = 42;
 };
 
+struct CdcCommandOptions {
+  std::string slot = "splitstream";
+  std::string publication = "splitstream";
+  std::vector<std::string> tables;  // empty: the four Splitstream tables
+  std::string snapshot_mode = "initial";
+  int64_t heartbeat_interval_ms = 10000;
+  uint64_t max_in_flight = 200000;
+  bool tombstones_on_delete = true;
+  bool transaction_metadata = false;
+  bool schemas_enable = false;
+  std::string decimal_handling_mode = "precise";
+  std::string metrics_addr = "127.0.0.1:9187";
+};
+
 // Serves the HTTP API until SIGTERM or SIGINT, then shuts down gracefully.
 Status RunServe(const config::Config& cfg);
 // Applies migrations and maintains the partitions of events.
 Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts);
+// Streams PostgreSQL changes to Kafka as Debezium change events until SIGTERM or SIGINT.
+Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts);
 // Creates (or reuses), starts and drives an experiment through the HTTP API.
 Status RunLoadgen(const config::Config& cfg, const LoadgenOptions& opts);
 

@@ -54,6 +54,40 @@ int main(int argc, char** argv) {
                    "drop partitions of events older than this many months (0: keep all)")
       ->capture_default_str();
 
+  splitstream::app::CdcCommandOptions cdc_opts;
+  auto* cdc =
+      app.add_subcommand("cdc", "stream PostgreSQL changes to Kafka as Debezium change events");
+  AddSettingFlag(cdc, flags, "--kafka-brokers", "kafka_brokers", "Kafka bootstrap servers");
+  AddSettingFlag(cdc, flags, "--topic-prefix", "topic_prefix", "Debezium topic.prefix");
+  cdc->add_option("--slot", cdc_opts.slot, "logical replication slot")->capture_default_str();
+  cdc->add_option("--publication", cdc_opts.publication, "publication (created when missing)")
+      ->capture_default_str();
+  cdc->add_option("--table", cdc_opts.tables,
+                  "schema.table to publish when creating the publication (repeatable; default: "
+                  "the Splitstream tables)");
+  cdc->add_option("--snapshot-mode", cdc_opts.snapshot_mode, "initial|never|always")
+      ->check(CLI::IsMember({"initial", "never", "always"}))
+      ->capture_default_str();
+  cdc->add_option("--heartbeat-interval-ms", cdc_opts.heartbeat_interval_ms,
+                  "pg_logical_emit_message heartbeats so an idle slot advances (0: off)")
+      ->capture_default_str();
+  cdc->add_option("--max-in-flight", cdc_opts.max_in_flight,
+                  "pause reading the slot while this many records are unacknowledged")
+      ->capture_default_str();
+  cdc->add_option("--tombstones-on-delete", cdc_opts.tombstones_on_delete,
+                  "a null-value record after every delete")
+      ->capture_default_str();
+  cdc->add_flag("--transaction-metadata", cdc_opts.transaction_metadata,
+                "BEGIN/END records on {prefix}.transaction");
+  cdc->add_flag("--schemas-enable", cdc_opts.schemas_enable,
+                "write {schema, payload} envelopes (JsonConverter schemas.enable=true)");
+  cdc->add_option("--decimal-handling-mode", cdc_opts.decimal_handling_mode,
+                  "numeric columns: precise|string|double")
+      ->check(CLI::IsMember({"precise", "string", "double"}))
+      ->capture_default_str();
+  cdc->add_option("--metrics-addr", cdc_opts.metrics_addr, "host:port of /metrics (port 0: any)")
+      ->capture_default_str();
+
   splitstream::app::LoadgenOptions loadgen_opts;
   auto* loadgen = app.add_subcommand(
       "loadgen", "simulate an experiment with a known true effect through the HTTP API");
@@ -82,6 +116,8 @@ int main(int argc, char** argv) {
     st = splitstream::app::RunServe(*cfg);
   } else if (migrate->parsed()) {
     st = splitstream::app::RunMigrate(*cfg, migrate_opts);
+  } else if (cdc->parsed()) {
+    st = splitstream::app::RunCdc(*cfg, cdc_opts);
   } else if (loadgen->parsed()) {
     st = splitstream::app::RunLoadgen(*cfg, loadgen_opts);
   }

@@ -59,7 +59,22 @@ Result<std::unique_ptr<TestDatabase>> TestDatabase::CreateEmpty() {
 
 TestDatabase::~TestDatabase() {
   auto admin = pg::Connection::Open(BaseDsn());
-  if (admin.ok()) (void)(*admin)->ExecScript("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+  if (!admin.ok()) return;
+  // Logical slots keep a database alive: end their walsenders and drop them first.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    auto slots = (*admin)->Exec(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 "
+        "AND active_pid IS NOT NULL",
+        {name_});
+    auto dropped = (*admin)->Exec(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 "
+        "AND NOT active",
+        {name_});
+    auto left = (*admin)->Exec("SELECT 1 FROM pg_replication_slots WHERE database = $1", {name_});
+    if (left.ok() && left->empty()) break;
+    usleep(100000);
+  }
+  (void)(*admin)->ExecScript("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
 }
 
 }  // namespace splitstream::testing

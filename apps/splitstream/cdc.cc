@@ -1,0 +1,117 @@
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include "commands.h"
+#include "splitstream/api/ops_server.h"
+#include "splitstream/pg/pg.h"
+#include "splitstream/pipeline/ack_tracker.h"
+#include "splitstream/pipeline/cdc.h"
+#include "splitstream/pipeline/kafka_emitter.h"
+
+namespace splitstream::app {
+namespace {
+
+Result<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& addr,
+                                                       std::string_view field) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument("expected host:port, got \"" + addr + "\"", std::string(field));
+  }
+  int port = 0;
+  try {
+    port = std::stoi(addr.substr(colon + 1));
+  } catch (...) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535) {
+    return Status::InvalidArgument("bad port in \"" + addr + "\"", std::string(field));
+  }
+  return std::make_pair(addr.substr(0, colon), static_cast<uint16_t>(port));
+}
+
+Result<debezium::DecimalMode> ParseDecimalMode(const std::string& s) {
+  if (s == "precise") return debezium::DecimalMode::kPrecise;
+  if (s == "string") return debezium::DecimalMode::kString;
+  if (s == "double") return debezium::DecimalMode::kDouble;
+  return Status::InvalidArgument("expected precise, string or double, got \"" + s + "\"",
+                                 "decimal_handling_mode");
+}
+
+}  // namespace
+
+Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
+  if (cfg.kafka_brokers.empty()) {
+    return Status::FailedPrecondition(
+        "SPLITSTREAM_KAFKA_BROKERS is empty: direct mode (CDC straight to ClickHouse) is not "
+        "available yet; set the brokers to run the Kafka pipeline");
+  }
+  pipeline::CdcOptions cdc_opts;
+  cdc_opts.pg_dsn = cfg.pg_dsn;
+  cdc_opts.slot = opts.slot;
+  cdc_opts.publication = opts.publication;
+  if (!opts.tables.empty()) cdc_opts.tables = opts.tables;
+  SPLITSTREAM_ASSIGN_OR_RETURN(cdc_opts.snapshot_mode,
+                               pipeline::ParseSnapshotMode(opts.snapshot_mode));
+  cdc_opts.heartbeat_interval = std::chrono::milliseconds(opts.heartbeat_interval_ms);
+  cdc_opts.max_in_flight = opts.max_in_flight;
+
+  pipeline::KafkaEmitterOptions emit_opts;
+  emit_opts.brokers = cfg.kafka_brokers;
+  emit_opts.encoder.server_name = cfg.topic_prefix;
+  emit_opts.encoder.schemas_enable = opts.schemas_enable;
+  SPLITSTREAM_ASSIGN_OR_RETURN(emit_opts.encoder.decimal_mode,
+                               ParseDecimalMode(opts.decimal_handling_mode));
+  emit_opts.tombstones_on_delete = opts.tombstones_on_delete;
+  emit_opts.transaction_metadata = opts.transaction_metadata;
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto metrics_addr, SplitHostPort(opts.metrics_addr, "metrics_addr"));
+
+  // Block the shutdown signals in every thread started from here; a watcher turns them into
+  // the stop flag.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  pipeline::AckTracker tracker;
+  // The database name for source.db comes from the server.
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto conn, pg::Connection::Open(cfg.pg_dsn));
+  SPLITSTREAM_ASSIGN_OR_RETURN(pg::Rows db, conn->Exec("SELECT current_database()"));
+  emit_opts.encoder.database = std::string(db.text(0, 0));
+  conn.reset();
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto emitter, pipeline::KafkaEmitter::Create(
+                                                 std::move(emit_opts), &tracker, &Clock::System()));
+  auto cdc = pipeline::Cdc::Create(cdc_opts, emitter.get(), &tracker, &Clock::System());
+
+  api::OpsServerOptions ops;
+  ops.host = metrics_addr.first;
+  ops.port = metrics_addr.second;
+  ops.metrics = [&cdc] { return pipeline::RenderPrometheus(cdc->Metrics()); };
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto ops_server, api::OpsServer::Start(ops));
+  spdlog::info("cdc: metrics on http://{}:{}/metrics; producing to {} with prefix {}",
+               metrics_addr.first, ops_server->port(), cfg.kafka_brokers, cfg.topic_prefix);
+
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("cdc: {} received, stopping", strsignal(sig));
+      stop = true;
+    }
+  });
+  Status st = cdc->Run(stop);
+  if (!stop.load()) {
+    // Run ended by itself (an error): release the watcher.
+    pthread_kill(watcher.native_handle(), SIGTERM);
+  }
+  watcher.join();
+  ops_server->Shutdown();
+  return st;
+}
+
+}  // namespace splitstream::app

@@ -1,0 +1,327 @@
+// `splitstream cdc` end to end against the real PostgreSQL and Kafka of the test stack:
+// snapshot then streaming on the four Splitstream tables with every envelope checked field by
+// field against Debezium's format, clean restarts, and a kill -9 in the middle of 200 000
+// inserts after which every row is in Kafka (at least once).
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <csignal>
+
+#include "cdc_harness.h"
+
+namespace splitstream::testing {
+namespace {
+
+using std::chrono::seconds;
+
+std::vector<const Record*> Of(const std::vector<Record>& all, const std::string& topic) {
+  std::vector<const Record*> out;
+  for (const auto& r : all) {
+    if (r.topic == topic) out.push_back(&r);
+  }
+  return out;
+}
+
+size_t CountOp(const std::vector<Record>& all, const std::string& topic, std::string_view op) {
+  size_t n = 0;
+  for (const Record* r : Of(all, topic)) {
+    if (r->value && Json(*r->value).Str("/op") == op) ++n;
+  }
+  return n;
+}
+
+class CdcTest : public CdcFixture {};
+
+constexpr const char* kSeed = R"sql(
+INSERT INTO experiments (id, key, name, seed, status) VALUES (1, 'checkout', 'Checkout', 'checkout', 'running');
+INSERT INTO variants (id, experiment_id, key, weight, position) VALUES (1, 1, 'control', 0.5, 0), (2, 1, 'b', 0.5, 1);
+INSERT INTO assignments (experiment_id, user_id, variant_id, assigned_at) VALUES
+  (1, 'u1', 1, '2026-11-20 10:11:12.345678+00'), (1, 'u2', 2, '2026-11-20 10:11:13+00');
+INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, value, properties, ts) VALUES
+  ('00000000-0000-0000-0000-000000000001', 1, 1, 'u1', 'purchase', 12.5, '{"sku": "a\"b"}', now()),
+  ('00000000-0000-0000-0000-000000000002', 1, 2, 'u2', 'view', NULL, '{}', now());
+)sql";
+
+TEST_F(CdcTest, SnapshotThenStreamingOnAllTablesInDebeziumFormat) {
+  Exec(kSeed);
+  StartCdc();
+  KafkaReader reader(prefix_);
+  auto snapshot_done = [&](const std::vector<Record>& rs) {
+    return CountOp(rs, Topic("experiments"), "r") == 1 &&
+           CountOp(rs, Topic("variants"), "r") == 2 &&
+           CountOp(rs, Topic("assignments"), "r") == 2 && CountOp(rs, Topic("events"), "r") == 2;
+  };
+  ASSERT_TRUE(reader.ReadUntil(snapshot_done, seconds(60))) << "snapshot records missing";
+
+  // Snapshot markers: exactly one "first" and one "last" across the whole snapshot.
+  std::multiset<std::string> markers;
+  for (const auto& r : reader.records()) {
+    if (r.value && Json(*r.value).Str("/op") == "r") {
+      markers.insert(Json(*r.value).Str("/source/snapshot"));
+    }
+  }
+  EXPECT_EQ(markers.count("first"), 1u);
+  EXPECT_EQ(markers.count("last"), 1u);
+
+  // A snapshot record of events, field by field.
+  for (const Record* r : Of(reader.records(), Topic("events"))) {
+    Json v(*r->value);
+    if (v.Str("/after/event_id") != "00000000-0000-0000-0000-000000000001") continue;
+    EXPECT_EQ(v.Keys(""), (std::vector<std::string>{"before", "after", "source", "transaction",
+                                                    "op", "ts_ms", "ts_us", "ts_ns"}));
+    EXPECT_EQ(v.At("/before"), "null");
+    EXPECT_EQ(v.At("/after/experiment_id"), "1");
+    EXPECT_EQ(v.At("/after/value"), "12.5");
+    EXPECT_EQ(v.Str("/after/properties"), R"({"sku": "a\"b"})");
+    EXPECT_EQ(v.Str("/after/event_type"), "purchase");
+    EXPECT_EQ(v.Str("/source/connector"), "postgresql");
+    EXPECT_EQ(v.Str("/source/name"), prefix_);
+    EXPECT_EQ(v.Str("/source/db"), db_->name());
+    EXPECT_EQ(v.Str("/source/schema"), "public");
+    EXPECT_EQ(v.Str("/source/table"), "events");
+    Json key(*r->key);
+    EXPECT_EQ(key.Keys(""), (std::vector<std::string>{"event_id", "ts"}));
+    EXPECT_EQ(key.Str("/event_id"), "00000000-0000-0000-0000-000000000001");
+  }
+  for (const Record* r : Of(reader.records(), Topic("assignments"))) {
+    Json v(*r->value);
+    if (v.Str("/after/user_id") != "u1") continue;
+    // timestamptz: ISO-8601 in UTC with microseconds (Debezium's ZonedTimestamp).
+    EXPECT_EQ(v.Str("/after/assigned_at"), "2026-11-20T10:11:12.345678Z");
+    EXPECT_EQ(Json(*r->key).At(""), R"({"experiment_id":1,"user_id":"u1"})");
+  }
+
+  // Streaming: inserts, updates, deletes, a primary-key change and truncates.
+  Exec(R"sql(
+INSERT INTO experiments (id, key, name, seed) VALUES (2, 'search', 'Search', 'search');
+INSERT INTO variants (id, experiment_id, key, weight, position) VALUES (3, 2, 'control', 1, 0);
+INSERT INTO assignments (experiment_id, user_id, variant_id) VALUES (2, 'u3', 3);
+INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, value, ts) VALUES
+  ('00000000-0000-0000-0000-000000000003', 2, 3, 'u3', 'click', 1, now());
+UPDATE experiments SET name = 'Checkout v2' WHERE id = 1;
+UPDATE variants SET weight = 0.6 WHERE id = 1;
+DELETE FROM events WHERE event_id = '00000000-0000-0000-0000-000000000002';
+UPDATE assignments SET user_id = 'u9' WHERE experiment_id = 1 AND user_id = 'u1';
+)sql");
+  auto streamed = [&](const std::vector<Record>& rs) {
+    return CountOp(rs, Topic("experiments"), "u") == 1 &&
+           CountOp(rs, Topic("variants"), "u") == 1 && CountOp(rs, Topic("events"), "d") == 1 &&
+           CountOp(rs, Topic("assignments"), "d") == 1 &&
+           CountOp(rs, Topic("assignments"), "c") == 2 && CountOp(rs, Topic("events"), "c") == 1;
+  };
+  ASSERT_TRUE(reader.ReadUntil(streamed, seconds(60))) << "streamed records missing";
+
+  const auto& rs = reader.records();
+  for (const Record* r : Of(rs, Topic("experiments"))) {
+    if (!r->value) continue;
+    Json v(*r->value);
+    if (v.Str("/op") == "c") {
+      EXPECT_EQ(v.Str("/after/key"), "search");
+      EXPECT_EQ(v.Str("/source/snapshot"), "false");
+      EXPECT_EQ(v.Keys("/source"),
+                (std::vector<std::string>{"version", "connector", "name", "ts_ms", "snapshot", "db",
+                                          "sequence", "ts_us", "ts_ns", "schema", "table", "txId",
+                                          "lsn", "xmin"}));
+      EXPECT_NE(v.At("/source/txId"), "null");
+      EXPECT_GT(std::stoll(v.At("/source/lsn")), 0);
+      // sequence: a string holding a JSON array of two strings.
+      Json seq(v.Str("/source/sequence"));
+      ASSERT_TRUE(seq.ok()) << v.At("/source/sequence");
+      EXPECT_EQ(seq.Str("/1"), v.At("/source/lsn"));
+    }
+    if (v.Str("/op") == "u") {
+      EXPECT_EQ(v.At("/before"), "null") << "REPLICA IDENTITY DEFAULT has no before-image";
+      EXPECT_EQ(v.Str("/after/name"), "Checkout v2");
+      EXPECT_EQ(v.At("/after/id"), "1");
+    }
+  }
+  // The deleted event: key columns in before, then a tombstone with the same key.
+  {
+    auto ev = Of(rs, Topic("events"));
+    for (size_t i = 0; i < ev.size(); ++i) {
+      if (!ev[i]->value || Json(*ev[i]->value).Str("/op") != "d") continue;
+      Json v(*ev[i]->value);
+      EXPECT_EQ(v.Str("/before/event_id"), "00000000-0000-0000-0000-000000000002");
+      EXPECT_EQ(v.At("/before/user_id"), "null");
+      EXPECT_EQ(v.At("/after"), "null");
+      ASSERT_LT(i + 1, ev.size());
+      EXPECT_FALSE(ev[i + 1]->value.has_value()) << "no tombstone after the delete";
+      EXPECT_EQ(ev[i + 1]->key, ev[i]->key);
+    }
+  }
+  // The primary-key change: delete of u1 (+ tombstone) then create of u9.
+  {
+    auto as = Of(rs, Topic("assignments"));
+    std::vector<std::string> seen;
+    for (const Record* r : as) {
+      if (!r->value) {
+        seen.push_back("tombstone");
+        continue;
+      }
+      Json v(*r->value);
+      std::string op = v.Str("/op");
+      if (op == "d") seen.push_back("d:" + v.Str("/before/user_id"));
+      if (op == "c") seen.push_back("c:" + v.Str("/after/user_id"));
+    }
+    auto pos = std::search(
+        seen.begin(), seen.end(),
+        std::begin({std::string("d:u1"), std::string("tombstone"), std::string("c:u9")}),
+        std::end({std::string("d:u1"), std::string("tombstone"), std::string("c:u9")}));
+    EXPECT_NE(pos, seen.end()) << ::testing::PrintToString(seen);
+  }
+
+  Exec("TRUNCATE assignments; TRUNCATE events;");
+  auto truncated = [&](const std::vector<Record>& rs2) {
+    return CountOp(rs2, Topic("assignments"), "t") == 1 && CountOp(rs2, Topic("events"), "t") == 1;
+  };
+  ASSERT_TRUE(reader.ReadUntil(truncated, seconds(60))) << "truncate records missing";
+  for (const Record* r : Of(reader.records(), Topic("events"))) {
+    if (r->value && Json(*r->value).Str("/op") == "t") {
+      EXPECT_FALSE(r->key.has_value());
+      EXPECT_EQ(Json(*r->value).At("/after"), "null");
+    }
+  }
+
+  // SIGTERM: flush, confirm, exit 0; the slot's confirmed position covers the last change.
+  auto before_stop = sql_->Exec("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn");
+  ASSERT_TRUE(before_stop.ok());
+  const int64_t wal_at_stop = std::stoll(std::string(before_stop->text(0, 0)));
+  EXPECT_EQ(StopCdc(), 0);
+  auto slot = sql_->Exec(
+      "SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
+      {slot_});
+  ASSERT_TRUE(slot.ok() && slot->size() == 1);
+  // The truncates committed before wal_at_stop was read; their commit ends are confirmed.
+  EXPECT_GE(std::stoll(std::string(slot->text(0, 0))), wal_at_stop - 4096);
+
+  // A restart takes no second snapshot and streams what was committed while it was down.
+  const size_t before_restart = reader.records().size();
+  Exec("INSERT INTO experiments (id, key, name, seed) VALUES (3, 'later', 'Later', 'later')");
+  StartCdc();
+  auto later = [&](const std::vector<Record>& rs2) {
+    for (size_t i = before_restart; i < rs2.size(); ++i) {
+      if (rs2[i].value && Json(*rs2[i].value).Str("/after/key") == "later") return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(reader.ReadUntil(later, seconds(60)));
+  for (size_t i = before_restart; i < reader.records().size(); ++i) {
+    const auto& r = reader.records()[i];
+    if (r.value) {
+      EXPECT_NE(Json(*r.value).Str("/op"), "r") << "snapshot taken again";
+    }
+  }
+  EXPECT_EQ(StopCdc(), 0);
+}
+
+TEST_F(CdcTest, HeartbeatsAdvanceTheSlotOfAnIdleDatabase) {
+  StartCdc();
+  KafkaReader reader("__debezium-heartbeat");
+  // The heartbeat topic is __debezium-heartbeat.<prefix>.
+  auto beat = [&](const std::vector<Record>& rs) {
+    for (const auto& r : rs) {
+      if (r.topic == "__debezium-heartbeat." + prefix_ && r.value) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(reader.ReadUntil(beat, seconds(60)));
+  for (const auto& r : reader.records()) {
+    if (r.topic != "__debezium-heartbeat." + prefix_) continue;
+    EXPECT_EQ(Json(*r.key).Str("/serverName"), prefix_);
+    EXPECT_NE(Json(*r.value).At("/ts_ms"), "<missing>");
+  }
+  auto lsn = [&]() {
+    auto rows = sql_->Exec(
+        "SELECT coalesce(confirmed_flush_lsn - '0/0'::pg_lsn, 0) FROM pg_replication_slots WHERE "
+        "slot_name = $1",
+        {slot_});
+    return rows.ok() && rows->size() == 1 ? std::stoll(std::string(rows->text(0, 0))) : -1;
+  };
+  const int64_t first = lsn();
+  bool advanced = false;
+  for (int i = 0; i < 100 && !advanced; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    advanced = lsn() > first;
+  }
+  EXPECT_TRUE(advanced) << "confirmed_flush_lsn stayed at " << first;
+  EXPECT_EQ(StopCdc(), 0);
+}
+
+TEST_F(CdcTest, ErrorsAreClearWhenTheSlotIsTaken) {
+  StartCdc();
+  KafkaReader reader(prefix_);
+  Exec(kSeed);
+  ASSERT_TRUE(reader.ReadUntil(
+      [&](const std::vector<Record>& rs) { return CountOp(rs, Topic("events"), "c") == 2; },
+      seconds(60)));
+  // A second process on the same slot waits, then reports the slot as taken.
+  std::string second_log = log_ + ".second";
+  auto second = Process::Start(
+      {BinaryPath(), "cdc", "--slot", slot_, "--metrics-addr", "127.0.0.1:0"},
+      {{"SPLITSTREAM_PG_DSN", db_->dsn()}, {"SPLITSTREAM_TOPIC_PREFIX", prefix_}}, second_log);
+  ASSERT_TRUE(second.ok());
+  auto code = second->Wait(seconds(90));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(ReadFile(second_log).find("in use by another consumer"), std::string::npos)
+      << ReadFile(second_log);
+  EXPECT_EQ(StopCdc(), 0);
+}
+
+TEST_F(CdcTest, KillNineInTheMiddleOf200000InsertsLosesNothing) {
+  Exec(kSeed);
+  StartCdc();
+  KafkaReader reader(prefix_);
+  constexpr int kRows = 200000;
+  constexpr int kPerTx = 10000;
+  std::atomic<bool> insert_failed{false};
+  std::thread writer([&] {
+    auto conn = pg::Connection::Open(db_->dsn());
+    if (!conn.ok()) {
+      insert_failed = true;
+      return;
+    }
+    for (int start = 0; start < kRows; start += kPerTx) {
+      std::string sql = fmt::format(
+          "INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, value, "
+          "ts) SELECT md5('bulk' || i)::uuid, 1, 1, 'bulk' || i, 'view', i, now() FROM "
+          "generate_series({}, {}) i",
+          start, start + kPerTx - 1);
+      if (!(*conn)->ExecScript(sql).ok()) insert_failed = true;
+    }
+  });
+  std::set<std::string> users;
+  size_t scanned = 0;
+  auto collect = [&](const std::vector<Record>& rs, size_t want) {
+    for (; scanned < rs.size(); ++scanned) {
+      const Record& r = rs[scanned];
+      if (r.topic != Topic("events") || !r.value) continue;
+      Json v(*r.value);
+      std::string u = v.Str("/after/user_id");
+      if (v.Str("/op") == "c" && u.rfind("bulk", 0) == 0) users.insert(u);
+    }
+    return users.size() >= want;
+  };
+  ASSERT_TRUE(reader.ReadUntil([&](const auto& rs) { return collect(rs, 30000); }, seconds(120)))
+      << "only " << users.size() << " rows before the kill";
+  cdc_->Signal(SIGKILL);
+  ASSERT_EQ(cdc_->Wait(seconds(30)).value_or(-1), 128 + SIGKILL);
+  const size_t at_kill = users.size();
+  StartCdc();
+  writer.join();
+  ASSERT_FALSE(insert_failed.load());
+  EXPECT_TRUE(reader.ReadUntil([&](const auto& rs) { return collect(rs, kRows); }, seconds(240)))
+      << "missing rows: saw " << users.size() << " of " << kRows;
+  size_t creates = 0;
+  for (const auto& r : reader.records()) {
+    if (r.topic == Topic("events") && r.value && Json(*r.value).Str("/op") == "c") ++creates;
+  }
+  std::fprintf(stderr, "kill -9 after %zu rows; %zu create records for %zu rows (%zu duplicates)\n",
+               at_kill, creates, users.size(), creates - users.size());
+  EXPECT_EQ(StopCdc(), 0);
+}
+
+}  // namespace
+}  // namespace splitstream::testing
