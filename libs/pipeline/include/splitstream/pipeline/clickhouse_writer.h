@@ -1,0 +1,105 @@
+// ClickHouseWriter: decoded change records (debezium::ChangeRecord) → rows of the ClickHouse
+// analytics tables (design.md section 5; schema and version rule in libs/pipeline/README.md).
+// Used by the sink (Kafka → ClickHouse) and by direct mode (CDC → ClickHouse).
+//
+// Each table holds the source columns, then `_version UInt64` (the change's position),
+// `_deleted UInt8` and `_source_ts_ms Int64`, on ReplacingMergeTree(_version) ordered by the
+// source primary key; a timestamp column `c` is stored twice, as `c DateTime` and `c_us Int64`
+// (microseconds). Replaying a change writes an identical row, so replays have no visible
+// effect on the deduplicated state (DeduplicatedSelect below).
+//
+// Mapping of one record (Add):
+//   - c/u/r: the `after` image, _deleted = 0; d: the `before` image (or, without one, the key)
+//     with _deleted = 1; columns a delete does not carry get their default (NULL or zero).
+//   - _version: the Debezium source.lsn; for CockroachDB changefeed records the `updated` HLC
+//     wall time in nanoseconds (the logical counter is ignored). Zero → InvalidArgument.
+//   - _source_ts_ms: source.ts_ms (changefeed: the HLC wall time in ms).
+//   - A truncate (Kind kTruncate) becomes a `_truncations` row (table, version).
+//   - Values: integer columns take JSON integers and booleans; Float columns integers, doubles
+//     and numeric strings ("1.5", "NAN", "POSITIVE_INFINITY": Debezium's decimal string mode);
+//     String columns strings and JSON text; DateTime + _us pairs ISO-8601 UTC strings
+//     (timestamptz) or epoch numbers (µs; ms when the Connect schema says
+//     org.apache.kafka.connect.data.Timestamp); Date columns days since the epoch.
+//     Infinite timestamps clamp to the DateTime range and to INT64 max/min µs.
+//   - A field the table does not have yet: when its type is determinable, ALTER TABLE ADD
+//     COLUMN (Nullable) first. The Connect schema decides when the message had one (time
+//     logical types → DateTime + _us, Date → Date, int* → Int64, float*/double → Float64,
+//     boolean → UInt8, string/Json/Uuid/bytes → String; Decimal and VariableScaleDecimal
+//     cannot be mapped); without a schema the JSON kind decides (bool → UInt8, integer →
+//     Int64, number → Float64, string or object → String: an ISO timestamp string without a
+//     schema stays a String). A null value for an unknown field is skipped: the column, once
+//     added, is Nullable and reads NULL for that row anyway.
+//
+// Errors: Add returns InvalidArgument with the reason for a record that cannot be mapped
+// (unknown table, value of the wrong kind, unmappable new column, no position); the buffers
+// are unchanged then. Add and Flush return Unavailable (or ClickHouse's error) when ClickHouse
+// fails; Flush keeps everything it could not insert, so calling it again later retries.
+//
+// Ownership and thread safety: the writer borrows `client`, which must outlive it; one thread
+// at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "splitstream/clickhouse/client.h"
+#include "splitstream/core/result.h"
+#include "splitstream/core/status.h"
+#include "splitstream/debezium/decoder.h"
+
+namespace splitstream::pipeline {
+
+struct WriterOptions {
+  std::string database = "experiments";
+};
+
+class ClickHouseWriter {
+ public:
+  // Reads the table definitions of `database` (system.columns, system.tables). Unavailable
+  // when ClickHouse cannot be reached; NotFound when the database does not exist.
+  static Result<std::unique_ptr<ClickHouseWriter>> Create(clickhouse::Client* client,
+                                                          WriterOptions options);
+  ~ClickHouseWriter();
+  ClickHouseWriter(const ClickHouseWriter&) = delete;
+  ClickHouseWriter& operator=(const ClickHouseWriter&) = delete;
+
+  // Buffers one change (Kind kRow or kTruncate; other kinds are InvalidArgument).
+  Status Add(const debezium::ChangeRecord& change);
+  size_t buffered_rows() const;
+  size_t buffered_bytes() const;
+  // One RowBinary INSERT per table batch, then the truncations. On success nothing is
+  // buffered; on failure what was not inserted stays buffered.
+  Status Flush();
+  // Rows inserted per table since creation (truncations under "_truncations").
+  std::map<std::string, uint64_t> rows_written() const;
+
+  struct Impl;
+
+ private:
+  explicit ClickHouseWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Creates `database`, the tables of the four Splitstream source tables (experiments,
+// variants, assignments, events) and `_truncations`, all IF NOT EXISTS: idempotent. The DDL
+// runs on ClickHouse 18.16 and current releases.
+Status MigrateClickHouse(clickhouse::Client& client, const std::string& database);
+
+// The CREATE statements MigrateClickHouse runs, in order (the database first).
+std::vector<std::string> ClickHouseSchemaStatements(const std::string& database);
+
+// A subquery (without surrounding parentheses) that yields the deduplicated state of `table`:
+// for each primary key the row with the highest _version, without deleted rows and without
+// rows at or below the table's latest truncation. `columns` are the selected columns (SQL
+// text, e.g. "id, key"); `key` the table's ORDER BY columns ("id", "experiment_id, user_id").
+// Uses argMax grouping, which 18.16 evaluates correctly (FINAL with a WHERE on _deleted may
+// filter before merging when ClickHouse moves the condition to PREWHERE).
+std::string DeduplicatedSelect(const std::string& database, const std::string& table,
+                               const std::vector<std::string>& columns,
+                               const std::vector<std::string>& key);
+
+}  // namespace splitstream::pipeline

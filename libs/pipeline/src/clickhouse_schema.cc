@@ -1,0 +1,107 @@
+// The ClickHouse analytics schema (libs/pipeline/README.md, "ClickHouse schema"): one table per
+// source table, deduplicated by ReplacingMergeTree(_version), and the dedup query.
+#include <fmt/format.h>
+
+#include "splitstream/clickhouse/sql.h"
+#include "splitstream/pipeline/clickhouse_writer.h"
+
+namespace splitstream::pipeline {
+namespace {
+
+using clickhouse::QuoteIdentifier;
+using clickhouse::QuoteString;
+
+// Source columns of each table, in PostgreSQL's order (libs/experiments/src/migrations.cc),
+// after the type rules: integers Int64, double Float64, text/uuid/jsonb String, timestamptz
+// `c DateTime` + `c_us Int64`, a nullable source Nullable(...).
+struct TableDdl {
+  const char* name;
+  const char* columns;
+  const char* partition;  // "" for none
+  const char* order_by;
+};
+
+constexpr const char* kMeta = "_version UInt64, _deleted UInt8, _source_ts_ms Int64";
+
+constexpr TableDdl kTables[] = {
+    {"experiments",
+     "id Int64, key String, name String, description String, status String, traffic Float64, "
+     "layer Nullable(String), layer_start Float64, layer_end Float64, seed String, "
+     "hash_version Int64, metrics String, allocation_version Int64, created_at DateTime, "
+     "created_at_us Int64, started_at Nullable(DateTime), started_at_us Nullable(Int64), "
+     "stopped_at Nullable(DateTime), stopped_at_us Nullable(Int64), updated_at DateTime, "
+     "updated_at_us Int64",
+     "", "id"},
+    {"variants", "id Int64, experiment_id Int64, key String, weight Float64, position Int64", "",
+     "id"},
+    {"assignments",
+     "experiment_id Int64, user_id String, variant_id Int64, assigned_at DateTime, "
+     "assigned_at_us Int64",
+     "", "(experiment_id, user_id)"},
+    {"events",
+     "event_id String, experiment_id Int64, variant_id Int64, user_id String, "
+     "event_type String, value Nullable(Float64), properties String, ts DateTime, ts_us Int64, "
+     "received_at DateTime, received_at_us Int64",
+     "toYYYYMM(ts)", "(event_id, ts_us)"},
+};
+
+}  // namespace
+
+std::vector<std::string> ClickHouseSchemaStatements(const std::string& database) {
+  const std::string db = QuoteIdentifier(database);
+  std::vector<std::string> out;
+  out.push_back("CREATE DATABASE IF NOT EXISTS " + db);
+  for (const TableDdl& t : kTables) {
+    std::string partition =
+        t.partition[0] != '\0' ? fmt::format(" PARTITION BY {}", t.partition) : "";
+    out.push_back(fmt::format(
+        "CREATE TABLE IF NOT EXISTS {}.{} ({}, {}) ENGINE = ReplacingMergeTree(_version){} "
+        "ORDER BY {}",
+        db, QuoteIdentifier(t.name), t.columns, kMeta, partition, t.order_by));
+  }
+  out.push_back(
+      fmt::format("CREATE TABLE IF NOT EXISTS {}._truncations (`table` String, version UInt64) "
+                  "ENGINE = ReplacingMergeTree ORDER BY (`table`, version)",
+                  db));
+  return out;
+}
+
+Status MigrateClickHouse(clickhouse::Client& client, const std::string& database) {
+  // The database may not exist yet: run the DDL with the server's default database.
+  clickhouse::Settings settings = {{"database", "default"}};
+  for (const std::string& sql : ClickHouseSchemaStatements(database)) {
+    Status st = client.Execute(sql, settings);
+    if (!st.ok()) return st.WithContext("migrate ClickHouse");
+  }
+  return Status::Ok();
+}
+
+std::string DeduplicatedSelect(const std::string& database, const std::string& table,
+                               const std::vector<std::string>& columns,
+                               const std::vector<std::string>& key) {
+  const std::string qualified = QuoteIdentifier(database) + "." + QuoteIdentifier(table);
+  std::string key_list, inner, outer;
+  for (const std::string& k : key) {
+    if (!key_list.empty()) key_list += ", ";
+    key_list += QuoteIdentifier(k);
+  }
+  for (const std::string& c : columns) {
+    if (!outer.empty()) outer += ", ";
+    outer += QuoteIdentifier(c);
+    bool is_key = false;
+    for (const std::string& k : key) is_key = is_key || k == c;
+    if (is_key) continue;
+    // Aliased to the column's own name: 18.16 and current releases accept it as long as no
+    // other aggregate reads that column (only _version and _deleted are read twice).
+    inner += fmt::format(", argMax({0}, _version) AS {0}", QuoteIdentifier(c));
+  }
+  // Rows at or below the latest truncation never count, so they are filtered before grouping;
+  // the deleted flag is the latest row's, so it is filtered after.
+  return fmt::format(
+      "SELECT {} FROM (SELECT {}{}, argMax(_deleted, _version) AS _dedup_deleted FROM {} "
+      "WHERE _version > (SELECT max(version) FROM {}._truncations WHERE `table` = {}) "
+      "GROUP BY {}) WHERE _dedup_deleted = 0",
+      outer, key_list, inner, qualified, QuoteIdentifier(database), QuoteString(table), key_list);
+}
+
+}  // namespace splitstream::pipeline
