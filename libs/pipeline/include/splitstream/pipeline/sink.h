@@ -1,0 +1,170 @@
+// Sink: Kafka change topics → a batching target (ClickHouse, or hourly JSON-lines files), the
+// engine of `splitstream sink` (design.md section 5).
+//
+// The loop polls a group consumer, hands each message to a SinkTarget and flushes the target
+// when it holds `batch_rows` rows, `batch_bytes` bytes, or its oldest message is `flush_interval`
+// old. Kafka offsets are committed only after the target accepted the batch (the next offset of
+// every partition that had a message in it), so a crash at any point re-reads from the last
+// commit; targets must make replays invisible (ClickHouse: ReplacingMergeTree on the source
+// position).
+//
+// A message the target rejects with InvalidArgument (cannot be decoded or mapped) goes to the
+// dead-letter topic with its original key and value and the headers `error`, `source.topic`,
+// `source.partition`, `source.offset`; its offset is committed with the batch only after the
+// dead-letter produce was acknowledged.
+//
+// A failing flush (any other error) is retried with exponential backoff (initial_backoff …
+// max_backoff); the assigned partitions are paused meanwhile (memory stays bounded to what was
+// already fetched) and nothing is committed; they resume when a flush succeeds. On partition
+// revocation the sink flushes and commits first; when that fails, the revoked partitions'
+// offsets are dropped (their next owner re-reads them; the rows still buffered here may be
+// written twice, which the target's versioning makes invisible).
+//
+// Thread safety: Run/RunOnce/Shutdown on one thread (the consumer's); Metrics() from any
+// thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "splitstream/core/clock.h"
+#include "splitstream/core/result.h"
+#include "splitstream/core/status.h"
+#include "splitstream/debezium/decoder.h"
+#include "splitstream/kafka/kafka.h"
+
+namespace splitstream::pipeline {
+
+// Where the sink writes. Not thread-safe; used by the sink's thread only.
+class SinkTarget {
+ public:
+  virtual ~SinkTarget() = default;
+  // Buffers one message. InvalidArgument: the message can never be written (it goes to the
+  // dead-letter topic). Unavailable (e.g. a schema change that needs ClickHouse): retried like
+  // a failed flush, offering the same message again, in order. Any other error stops the sink.
+  virtual Status Add(const kafka::Message& message) = 0;
+  virtual size_t buffered_rows() const = 0;
+  virtual size_t buffered_bytes() const = 0;
+  // Writes everything buffered. On failure the buffers are kept for a retry.
+  virtual Status Flush() = 0;
+  // Rows written so far, by table (or topic).
+  virtual std::map<std::string, uint64_t> rows_written() const = 0;
+};
+
+// The ClickHouse side of a ChangeTarget: pipeline::ClickHouseWriter behind an interface so that
+// the sink is testable with a fake. Same contract as ClickHouseWriter: Add returns
+// InvalidArgument for a change that cannot be mapped.
+class ChangeWriter {
+ public:
+  virtual ~ChangeWriter() = default;
+  virtual Status Add(const debezium::ChangeRecord& change) = 0;
+  virtual size_t buffered_rows() const = 0;
+  virtual size_t buffered_bytes() const = 0;
+  virtual Status Flush() = 0;
+  virtual std::map<std::string, uint64_t> rows_written() const = 0;
+};
+
+// A SinkTarget that decodes Debezium / CockroachDB changefeed messages (debezium::Decoder) and
+// hands row changes and truncates to a ChangeWriter. Tombstones, changefeed `resolved`
+// messages and logical messages write nothing. A message that does not decode is
+// InvalidArgument ("decode: ..."). Does not own `writer`.
+class ChangeTarget final : public SinkTarget {
+ public:
+  explicit ChangeTarget(ChangeWriter* writer) : writer_(writer) {}
+  Status Add(const kafka::Message& message) override;
+  size_t buffered_rows() const override { return writer_->buffered_rows(); }
+  size_t buffered_bytes() const override { return writer_->buffered_bytes(); }
+  Status Flush() override { return writer_->Flush(); }
+  std::map<std::string, uint64_t> rows_written() const override { return writer_->rows_written(); }
+
+ private:
+  ChangeWriter* writer_;
+  debezium::Decoder decoder_;
+};
+
+struct SinkOptions {
+  std::string dlq_topic;  // "{prefix}.dlq"; empty: poison messages fail the sink instead
+  size_t batch_rows = 10000;
+  size_t batch_bytes = 64 << 20;
+  std::chrono::milliseconds flush_interval{1000};
+  size_t poll_max_messages = 10000;
+  std::chrono::milliseconds poll_timeout{100};
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{10000};
+  // How long the DLQ producer may take to acknowledge before the flush counts as failed.
+  std::chrono::milliseconds dlq_timeout{10000};
+  // Consumer lag is refreshed for the metrics this often (it asks the brokers).
+  std::chrono::milliseconds lag_interval{5000};
+  // On SIGTERM: how long Shutdown keeps retrying a failing flush before giving up (nothing is
+  // committed then; the next run re-reads).
+  std::chrono::milliseconds shutdown_timeout{30000};
+  kafka::ResetPolicy reset = kafka::ResetPolicy::kNone;
+  int64_t reset_timestamp_ms = 0;
+};
+
+// Histogram buckets of the flush latency, in seconds (Prometheus `le`).
+inline constexpr double kFlushLatencyBuckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                  0.5,   1,    2.5,   5,    10};
+
+struct SinkMetrics {
+  std::map<std::string, uint64_t> rows_by_table;  // rows written (counter)
+  uint64_t messages = 0;                          // messages consumed
+  uint64_t dlq_messages = 0;
+  uint64_t flushes = 0;
+  uint64_t flush_failures = 0;  // = retries
+  uint64_t commits = 0;
+  bool paused = false;  // partitions paused while a flush is being retried
+  std::vector<kafka::PartitionLag> lag;
+  // Flush latency histogram: counts per kFlushLatencyBuckets bucket (not cumulative) plus the
+  // overflow bucket, their sum in seconds.
+  std::vector<uint64_t> flush_latency_counts =
+      std::vector<uint64_t>(std::size(kFlushLatencyBuckets) + 1);
+  double flush_latency_sum = 0;
+};
+
+// Prometheus text with the given metric name prefix (e.g. "splitstream_sink"):
+//   {p}_rows_total{table}  counter (rate() gives rows/s by table)
+//   {p}_messages_total, {p}_dlq_messages_total, {p}_flushes_total, {p}_retries_total,
+//   {p}_commits_total      counters
+//   {p}_paused             gauge: 1 while a failing flush is retried
+//   {p}_consumer_lag{topic,partition}  gauge
+//   {p}_flush_seconds      histogram
+std::string RenderPrometheus(const SinkMetrics& m, std::string_view prefix);
+
+// Builders for the Kafka handles, so that tests can pass fakes. The consumer factory gets the
+// partition callbacks the sink needs; the producer factory its delivery callback.
+using ConsumerFactory = std::function<Result<std::unique_ptr<kafka::Consumer>>(
+    kafka::PartitionsCallback on_assigned, kafka::PartitionsCallback on_revoked)>;
+using ProducerFactory = std::function<Result<std::unique_ptr<kafka::Producer>>(
+    kafka::Producer::DeliveryCallback on_delivery)>;
+
+class Sink {
+ public:
+  // `target` and `clock` must outlive the Sink. `make_producer` may be empty when
+  // options.dlq_topic is empty. Errors: whatever the factories return.
+  static Result<std::unique_ptr<Sink>> Create(SinkOptions options, SinkTarget* target,
+                                              const ConsumerFactory& make_consumer,
+                                              const ProducerFactory& make_producer, Clock* clock);
+  virtual ~Sink() = default;
+
+  // RunOnce until `stop`, then Shutdown. OK after a clean stop; an error when the consumer
+  // fails fatally, a poison message cannot be dead-lettered (no DLQ topic configured) or a
+  // final flush never succeeded.
+  virtual Status Run(const std::atomic<bool>& stop) = 0;
+  // One step: poll once, hand messages to the target, flush (or retry a failed flush) when due,
+  // commit after a successful flush.
+  virtual Status RunOnce() = 0;
+  // Flushes (retrying up to shutdown_timeout), commits and closes the consumer.
+  virtual Status Shutdown() = 0;
+  virtual SinkMetrics Metrics() const = 0;
+};
+
+}  // namespace splitstream::pipeline

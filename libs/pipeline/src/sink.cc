@@ -1,0 +1,466 @@
+#include "splitstream/pipeline/sink.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+#include <set>
+
+namespace splitstream::pipeline {
+
+Status ChangeTarget::Add(const kafka::Message& message) {
+  auto change = decoder_.Decode(message.topic(), message.key(), message.value());
+  if (!change.ok()) {
+    std::string what = change.status().message();
+    if (!change.status().field().empty()) what += " (field " + change.status().field() + ")";
+    return Status::InvalidArgument("decode: " + what);
+  }
+  switch (change->kind) {
+    case debezium::ChangeRecord::Kind::kRow:
+    case debezium::ChangeRecord::Kind::kTruncate:
+      return writer_->Add(*change);
+    case debezium::ChangeRecord::Kind::kTombstone:
+    case debezium::ChangeRecord::Kind::kResolved:
+    case debezium::ChangeRecord::Kind::kMessage:
+      return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+std::string RenderPrometheus(const SinkMetrics& m, std::string_view p) {
+  std::string out;
+  out += fmt::format("# HELP {}_rows_total Rows written, by table.\n# TYPE {}_rows_total counter\n",
+                     p, p);
+  for (const auto& [table, n] : m.rows_by_table) {
+    out += fmt::format("{}_rows_total{{table=\"{}\"}} {}\n", p, table, n);
+  }
+  auto one = [&](std::string_view name, std::string_view type, std::string_view help, auto v) {
+    out += fmt::format("# HELP {0}_{1} {2}\n# TYPE {0}_{1} {3}\n{0}_{1} {4}\n", p, name, help, type,
+                       v);
+  };
+  one("messages_total", "counter", "Kafka messages consumed.", m.messages);
+  one("dlq_messages_total", "counter", "Messages sent to the dead-letter topic.", m.dlq_messages);
+  one("flushes_total", "counter", "Successful batch flushes.", m.flushes);
+  one("retries_total", "counter", "Failed flushes (each is retried with backoff).",
+      m.flush_failures);
+  one("commits_total", "counter", "Offset commits.", m.commits);
+  one("paused", "gauge", "1 while partitions are paused because a flush is being retried.",
+      m.paused ? 1 : 0);
+  out += fmt::format(
+      "# HELP {0}_consumer_lag Messages not yet committed, per partition.\n"
+      "# TYPE {0}_consumer_lag gauge\n",
+      p);
+  for (const auto& l : m.lag) {
+    out += fmt::format("{}_consumer_lag{{topic=\"{}\",partition=\"{}\"}} {}\n", p, l.tp.topic,
+                       l.tp.partition, l.lag);
+  }
+  out += fmt::format(
+      "# HELP {0}_flush_seconds Batch flush latency (target write, dead-letter acks).\n"
+      "# TYPE {0}_flush_seconds histogram\n",
+      p);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < std::size(kFlushLatencyBuckets); ++i) {
+    cumulative += m.flush_latency_counts[i];
+    out += fmt::format("{}_flush_seconds_bucket{{le=\"{}\"}} {}\n", p, kFlushLatencyBuckets[i],
+                       cumulative);
+  }
+  cumulative += m.flush_latency_counts.back();
+  out += fmt::format("{}_flush_seconds_bucket{{le=\"+Inf\"}} {}\n", p, cumulative);
+  out += fmt::format("{}_flush_seconds_sum {}\n{}_flush_seconds_count {}\n", p, m.flush_latency_sum,
+                     p, cumulative);
+  return out;
+}
+
+namespace {
+
+using std::chrono::milliseconds;
+using TimePoint = std::chrono::steady_clock::time_point;
+
+struct DlqEntry {
+  std::string topic;
+  std::optional<std::string> key, value;
+  std::vector<kafka::Header> headers;
+};
+
+class SinkImpl final : public Sink {
+ public:
+  SinkImpl(SinkOptions options, SinkTarget* target, Clock* clock)
+      : options_(std::move(options)), target_(target), clock_(clock) {}
+
+  Status Init(const ConsumerFactory& make_consumer, const ProducerFactory& make_producer) {
+    if (!options_.dlq_topic.empty()) {
+      if (!make_producer) return Status::InvalidArgument("a DLQ topic needs a producer");
+      SPLITSTREAM_ASSIGN_OR_RETURN(
+          producer_, make_producer([this](const kafka::DeliveryReport& r) { OnDelivery(r); }));
+    }
+    SPLITSTREAM_ASSIGN_OR_RETURN(
+        consumer_,
+        make_consumer([this](std::span<const kafka::TopicPartition> tps) { OnAssigned(tps); },
+                      [this](std::span<const kafka::TopicPartition> tps) { OnRevoked(tps); }));
+    if (options_.reset != kafka::ResetPolicy::kNone) {
+      consumer_->SetResetOnAssign(options_.reset, options_.reset_timestamp_ms);
+    }
+    last_lag_ = clock_->Now();
+    return Status::Ok();
+  }
+
+  Status Run(const std::atomic<bool>& stop) override {
+    while (!stop.load()) {
+      Status st = RunOnce();
+      if (!st.ok()) {
+        // Nothing more is committed: a restart re-reads from the last commit.
+        Status closed = consumer_->Close();
+        if (!closed.ok()) spdlog::warn("sink: close after error: {}", closed.ToString());
+        return st;
+      }
+    }
+    return Shutdown();
+  }
+
+  Status RunOnce() override {
+    TimePoint now = clock_->Now();
+    milliseconds timeout = options_.poll_timeout;
+    if (retrying_) {
+      timeout = std::min(timeout, Until(next_attempt_, now));
+    } else if (batch_start_) {
+      timeout = std::min(timeout, Until(*batch_start_ + options_.flush_interval, now));
+    }
+    SPLITSTREAM_ASSIGN_OR_RETURN(auto messages,
+                                 consumer_->Poll(options_.poll_max_messages, timeout));
+    {
+      std::lock_guard lock(mu_);
+      metrics_.messages += messages.size();
+    }
+    for (auto& m : messages) backlog_.push_back(std::move(m));
+    if (!retrying_) {
+      Status st = Drain();
+      if (!st.ok()) {
+        if (st.code() != StatusCode::kUnavailable) return st;
+        OnFlushFailed(st);
+      }
+    }
+    if (producer_) {
+      if (auto fatal = producer_->FatalError()) {
+        return Status::FailedPrecondition("dead-letter producer: " + fatal->ToString());
+      }
+    }
+    now = clock_->Now();
+    MaybeRefreshLag(now);
+    if (retrying_) {
+      if (now < next_attempt_) return Status::Ok();
+      Status st = Drain();
+      if (st.ok()) st = FlushAndCommit();
+      if (st.code() == StatusCode::kFailedPrecondition) return st;
+      if (st.ok()) {
+        OnFlushSucceeded();
+      } else {
+        OnFlushFailed(st);
+      }
+      return Status::Ok();
+    }
+    if (FlushDue(now)) {
+      Status st = FlushAndCommit();
+      if (st.code() == StatusCode::kFailedPrecondition) return st;
+      if (!st.ok()) OnFlushFailed(st);
+    }
+    return Status::Ok();
+  }
+
+  Status Shutdown() override {
+    TimePoint deadline = clock_->Now() + options_.shutdown_timeout;
+    Status last;
+    while (true) {
+      last = Drain();
+      if (last.ok()) last = FlushAndCommit();
+      if (last.ok() && !pending_.empty()) last = Status::Unavailable("offset commit failed");
+      if (last.ok() || last.code() == StatusCode::kFailedPrecondition) break;
+      if (clock_->Now() >= deadline) break;
+      OnFlushFailed(last);
+      auto messages = consumer_->Poll(options_.poll_max_messages, backoff_);
+      if (!messages.ok()) {
+        last = messages.status();
+        break;
+      }
+      for (auto& m : *messages) backlog_.push_back(std::move(m));
+    }
+    if (!last.ok()) {
+      spdlog::error("sink: final flush failed, nothing more committed (a restart re-reads): {}",
+                    last.ToString());
+    }
+    closing_ = true;
+    Status closed = consumer_->Close();
+    if (!closed.ok()) spdlog::warn("sink: consumer close: {}", closed.ToString());
+    return last;
+  }
+
+  SinkMetrics Metrics() const override {
+    std::lock_guard lock(mu_);
+    return metrics_;
+  }
+
+ private:
+  static milliseconds Until(TimePoint t, TimePoint now) {
+    if (t <= now) return milliseconds(0);
+    return std::chrono::ceil<milliseconds>(t - now);
+  }
+
+  bool FlushDue(TimePoint now) const {
+    if (target_->buffered_rows() >= options_.batch_rows) return true;
+    if (target_->buffered_bytes() >= options_.batch_bytes) return true;
+    return batch_start_ && now >= *batch_start_ + options_.flush_interval;
+  }
+
+  // Hands the backlog to the target in order. Stops at the first message the target fails on
+  // with anything but InvalidArgument (that message stays first in the backlog).
+  Status Drain() {
+    while (!backlog_.empty()) {
+      kafka::Message& m = backlog_.front();
+      Status st = target_->Add(m);
+      if (!st.ok()) {
+        if (st.code() != StatusCode::kInvalidArgument) return st;
+        SPLITSTREAM_RETURN_IF_ERROR(DeadLetter(m, st));
+      }
+      pending_[m.topic_partition()] = m.offset() + 1;
+      if (!batch_start_) batch_start_ = clock_->Now();
+      backlog_.pop_front();
+    }
+    return Status::Ok();
+  }
+
+  // Produces the rejected message to the DLQ. FailedPrecondition when there is no DLQ topic or
+  // the producer refuses the message for good (the sink must stop, not skip it).
+  Status DeadLetter(const kafka::Message& m, const Status& why) {
+    if (!producer_) {
+      return Status::FailedPrecondition(
+          fmt::format("{}[{}]@{} cannot be written and no dead-letter topic is configured: {}",
+                      m.topic(), m.partition(), m.offset(), why.message()));
+    }
+    spdlog::warn("sink: {}[{}]@{} → {}: {}", m.topic(), m.partition(), m.offset(),
+                 options_.dlq_topic, why.message());
+    DlqEntry e;
+    e.topic = options_.dlq_topic;
+    if (m.key()) e.key = std::string(*m.key());
+    if (m.value()) e.value = std::string(*m.value());
+    e.headers = {{"error", why.message()},
+                 {"source.topic", std::string(m.topic())},
+                 {"source.partition", std::to_string(m.partition())},
+                 {"source.offset", std::to_string(m.offset())}};
+    uint64_t cookie = next_cookie_++;
+    {
+      std::lock_guard lock(dlq_mu_);
+      dlq_in_flight_[cookie] = e;
+    }
+    SPLITSTREAM_RETURN_IF_ERROR(Produce(cookie, e));
+    std::lock_guard lock(mu_);
+    ++metrics_.dlq_messages;
+    return Status::Ok();
+  }
+
+  Status Produce(uint64_t cookie, const DlqEntry& e) {
+    for (int attempt = 0;; ++attempt) {
+      Status st = producer_->Produce(e.topic, e.key, e.value, cookie, e.headers);
+      if (st.ok()) return st;
+      if (st.code() != StatusCode::kUnavailable || attempt >= 50) {
+        {
+          std::lock_guard lock(dlq_mu_);
+          dlq_in_flight_.erase(cookie);
+        }
+        return Status::FailedPrecondition("dead-letter produce: " + st.ToString());
+      }
+      // Local queue full: let deliveries drain.
+      (void)producer_->Flush(milliseconds(100));
+    }
+  }
+
+  void OnDelivery(const kafka::DeliveryReport& r) {
+    std::lock_guard lock(dlq_mu_);
+    if (r.status.ok()) {
+      dlq_in_flight_.erase(r.cookie);
+    } else {
+      dlq_failed_.push_back(r.cookie);
+      dlq_last_error_ = r.status.ToString();
+    }
+  }
+
+  // Waits until every dead-letter message is acknowledged. Failed deliveries are produced
+  // again and the wait counts as failed (Unavailable), so the batch is retried.
+  Status AwaitDeadLetters() {
+    if (!producer_) return Status::Ok();
+    {
+      std::lock_guard lock(dlq_mu_);
+      if (dlq_in_flight_.empty()) return Status::Ok();
+    }
+    Status flushed = producer_->Flush(options_.dlq_timeout);
+    std::vector<std::pair<uint64_t, DlqEntry>> again;
+    std::string error;
+    size_t in_flight = 0;
+    {
+      std::lock_guard lock(dlq_mu_);
+      for (uint64_t cookie : dlq_failed_) {
+        auto it = dlq_in_flight_.find(cookie);
+        if (it != dlq_in_flight_.end()) again.emplace_back(cookie, it->second);
+      }
+      dlq_failed_.clear();
+      error = dlq_last_error_;
+      in_flight = dlq_in_flight_.size();
+    }
+    for (const auto& [cookie, e] : again) SPLITSTREAM_RETURN_IF_ERROR(Produce(cookie, e));
+    if (!again.empty()) {
+      return Status::Unavailable(
+          fmt::format("{} dead-letter message(s) not delivered: {}", again.size(), error));
+    }
+    if (!flushed.ok()) return flushed;
+    if (in_flight > 0) {
+      return Status::Unavailable(
+          fmt::format("{} dead-letter message(s) unacknowledged", in_flight));
+    }
+    return Status::Ok();
+  }
+
+  // Flushes the target and commits the batch's offsets. A commit that fails because the
+  // coordinator is unreachable keeps the offsets for the next flush (the rows are written;
+  // re-reading them would be invisible anyway); FailedPrecondition from Commit (partitions
+  // revoked) drops them. Returns the target's or the DLQ's error, or FailedPrecondition when
+  // the sink must stop.
+  Status FlushAndCommit() {
+    if (pending_.empty() && target_->buffered_rows() == 0) return Status::Ok();
+    TimePoint start = clock_->Now();
+    SPLITSTREAM_RETURN_IF_ERROR(AwaitDeadLetters());
+    SPLITSTREAM_RETURN_IF_ERROR(target_->Flush());
+    double seconds = std::chrono::duration<double>(clock_->Now() - start).count();
+    auto written = target_->rows_written();
+    {
+      std::lock_guard lock(mu_);
+      ++metrics_.flushes;
+      metrics_.rows_by_table = written;
+      size_t bucket = std::lower_bound(std::begin(kFlushLatencyBuckets),
+                                       std::end(kFlushLatencyBuckets), seconds) -
+                      std::begin(kFlushLatencyBuckets);
+      ++metrics_.flush_latency_counts[bucket];
+      metrics_.flush_latency_sum += seconds;
+    }
+    batch_start_.reset();
+    if (pending_.empty()) return Status::Ok();
+    std::vector<std::pair<kafka::TopicPartition, int64_t>> offsets(pending_.begin(),
+                                                                   pending_.end());
+    Status st = consumer_->Commit(offsets);
+    if (st.ok()) {
+      pending_.clear();
+      std::lock_guard lock(mu_);
+      ++metrics_.commits;
+    } else if (st.code() == StatusCode::kFailedPrecondition) {
+      spdlog::warn("sink: commit refused (partitions reassigned), dropping offsets: {}",
+                   st.ToString());
+      pending_.clear();
+    } else {
+      spdlog::warn("sink: commit failed, retried with the next flush: {}", st.ToString());
+      batch_start_ = clock_->Now();
+    }
+    return Status::Ok();
+  }
+
+  void OnFlushFailed(const Status& st) {
+    if (!retrying_) {
+      retrying_ = true;
+      backoff_ = options_.initial_backoff;
+      PauseAll();
+    } else {
+      backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+    }
+    next_attempt_ = clock_->Now() + backoff_;
+    spdlog::warn("sink: flush failed, partitions paused, retry in {} ms: {}", backoff_.count(),
+                 st.ToString());
+    std::lock_guard lock(mu_);
+    ++metrics_.flush_failures;
+    metrics_.paused = true;
+  }
+
+  void OnFlushSucceeded() {
+    retrying_ = false;
+    std::vector<kafka::TopicPartition> all = consumer_->Assignment();
+    Status st = consumer_->Resume(all);
+    if (!st.ok()) spdlog::warn("sink: resume: {}", st.ToString());
+    spdlog::info("sink: flush succeeded after retries, {} partitions resumed", all.size());
+    std::lock_guard lock(mu_);
+    metrics_.paused = false;
+  }
+
+  void PauseAll() {
+    std::vector<kafka::TopicPartition> all = consumer_->Assignment();
+    Status st = consumer_->Pause(all);
+    if (!st.ok()) spdlog::warn("sink: pause: {}", st.ToString());
+  }
+
+  void OnAssigned(std::span<const kafka::TopicPartition> tps) {
+    spdlog::info("sink: {} partition(s) assigned", tps.size());
+    if (retrying_ && !tps.empty()) {
+      Status st = consumer_->Pause(tps);
+      if (!st.ok()) spdlog::warn("sink: pause: {}", st.ToString());
+    }
+  }
+
+  void OnRevoked(std::span<const kafka::TopicPartition> tps) {
+    spdlog::info("sink: {} partition(s) revoked", tps.size());
+    std::set<kafka::TopicPartition> revoked(tps.begin(), tps.end());
+    // Messages of revoked partitions not yet handed to the target are re-read by their next
+    // owner; handing them over now could only add work.
+    std::erase_if(backlog_,
+                  [&](const kafka::Message& m) { return revoked.count(m.topic_partition()) > 0; });
+    bool affected = std::any_of(pending_.begin(), pending_.end(),
+                                [&](const auto& kv) { return revoked.count(kv.first) > 0; });
+    if (!affected) return;
+    if (!closing_ || !retrying_) {
+      Status st = Drain();
+      if (st.ok()) st = FlushAndCommit();
+      if (st.ok()) return;
+      spdlog::warn("sink: flush before revocation failed: {}", st.ToString());
+    }
+    std::erase_if(pending_, [&](const auto& kv) { return revoked.count(kv.first) > 0; });
+  }
+
+  void MaybeRefreshLag(TimePoint now) {
+    if (now < last_lag_ + options_.lag_interval) return;
+    last_lag_ = now;
+    auto lag = consumer_->Lag(milliseconds(500));
+    if (!lag.ok()) return;
+    std::lock_guard lock(mu_);
+    metrics_.lag = std::move(*lag);
+  }
+
+  SinkOptions options_;
+  SinkTarget* target_;
+  Clock* clock_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+
+  std::deque<kafka::Message> backlog_;                // polled, not yet accepted by the target
+  std::map<kafka::TopicPartition, int64_t> pending_;  // next offsets of the unflushed batch
+  std::optional<TimePoint> batch_start_;
+  bool retrying_ = false;
+  bool closing_ = false;
+  milliseconds backoff_{0};
+  TimePoint next_attempt_{};
+  TimePoint last_lag_{};
+  uint64_t next_cookie_ = 1;
+
+  mutable std::mutex dlq_mu_;
+  std::map<uint64_t, DlqEntry> dlq_in_flight_;
+  std::vector<uint64_t> dlq_failed_;
+  std::string dlq_last_error_;
+
+  mutable std::mutex mu_;
+  SinkMetrics metrics_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Sink>> Sink::Create(SinkOptions options, SinkTarget* target,
+                                           const ConsumerFactory& make_consumer,
+                                           const ProducerFactory& make_producer, Clock* clock) {
+  auto sink = std::make_unique<SinkImpl>(std::move(options), target, clock);
+  SPLITSTREAM_RETURN_IF_ERROR(sink->Init(make_consumer, make_producer));
+  return std::unique_ptr<Sink>(std::move(sink));
+}
+
+}  // namespace splitstream::pipeline

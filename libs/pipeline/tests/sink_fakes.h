@@ -1,0 +1,188 @@
+// Fakes of the sink's collaborators: a group consumer fed from a queue, a ChangeWriter whose
+// flush can be made to fail, and a DLQ producer whose acknowledgements the test controls.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "splitstream/core/clock.h"
+#include "splitstream/kafka/kafka.h"
+#include "splitstream/pipeline/sink.h"
+
+namespace splitstream::pipeline::testing {
+
+using kafka::Message;
+using kafka::TopicPartition;
+using Offsets = std::vector<std::pair<TopicPartition, int64_t>>;
+
+// A Debezium envelope (schemas.enable=false) of an insert into public.{table} at `lsn`.
+inline std::string DebeziumInsert(const std::string& table, int64_t id, int64_t lsn) {
+  return fmt::format(
+      R"({{"before":null,"after":{{"id":{}}},"source":{{"version":"3.1.3","connector":"postgresql",)"
+      R"("name":"p","ts_ms":1700000000000,"snapshot":"false","db":"d","sequence":"[null,\"{}\"]",)"
+      R"("schema":"public","table":"{}","txId":7,"lsn":{},"xmin":null}},"op":"c","ts_ms":1700000000001}})",
+      id, lsn, table, lsn);
+}
+
+class FakeConsumer final : public kafka::Consumer {
+ public:
+  FakeConsumer(FakeClock* clock, kafka::PartitionsCallback on_assigned,
+               kafka::PartitionsCallback on_revoked)
+      : clock_(clock), on_assigned_(std::move(on_assigned)), on_revoked_(std::move(on_revoked)) {}
+
+  // Test controls.
+  void Assign(std::vector<TopicPartition> tps) {
+    for (auto& tp : tps) assignment_.insert(tp);
+    on_assigned_(tps);
+  }
+  void Revoke(std::vector<TopicPartition> tps) {
+    on_revoked_(tps);
+    for (auto& tp : tps) {
+      assignment_.erase(tp);
+      paused_.erase(tp);
+    }
+  }
+  void Feed(Message m) { queue_.push_back(std::move(m)); }
+
+  // Paused partitions' messages stay queued (not fetched); time passes by the timeout when
+  // nothing is returned.
+  Result<std::vector<Message>> Poll(size_t max_messages,
+                                    std::chrono::milliseconds timeout) override {
+    ++polls;
+    std::vector<Message> out;
+    for (auto it = queue_.begin(); it != queue_.end() && out.size() < max_messages;) {
+      if (paused_.count(it->topic_partition())) {
+        ++it;
+        continue;
+      }
+      out.push_back(std::move(*it));
+      it = queue_.erase(it);
+    }
+    if (out.empty()) clock_->Advance(timeout);
+    return out;
+  }
+  Status Commit(std::span<const std::pair<TopicPartition, int64_t>> next_offsets) override {
+    if (!commit_status.ok()) return commit_status;
+    commits.emplace_back(next_offsets.begin(), next_offsets.end());
+    return Status::Ok();
+  }
+  Status Pause(std::span<const TopicPartition> tps) override {
+    for (auto& tp : tps) paused_.insert(tp);
+    return Status::Ok();
+  }
+  Status Resume(std::span<const TopicPartition> tps) override {
+    for (auto& tp : tps) paused_.erase(tp);
+    return Status::Ok();
+  }
+  void SetResetOnAssign(kafka::ResetPolicy policy, int64_t timestamp_ms) override {
+    reset = policy;
+    reset_ts = timestamp_ms;
+  }
+  std::vector<TopicPartition> Assignment() override {
+    return {assignment_.begin(), assignment_.end()};
+  }
+  Result<std::vector<kafka::PartitionLag>> Lag(std::chrono::milliseconds) override {
+    std::vector<kafka::PartitionLag> out;
+    for (auto& tp : assignment_) out.push_back({tp, 0, 0, 5, 5});
+    return out;
+  }
+  Status Close() override {
+    if (closed) return Status::FailedPrecondition("closed");
+    Revoke(Assignment());
+    closed = true;
+    return Status::Ok();
+  }
+
+  const std::set<TopicPartition>& paused() const { return paused_; }
+
+  std::vector<Offsets> commits;
+  Status commit_status;
+  kafka::ResetPolicy reset = kafka::ResetPolicy::kNone;
+  int64_t reset_ts = 0;
+  int polls = 0;
+  bool closed = false;
+
+ private:
+  FakeClock* clock_;
+  kafka::PartitionsCallback on_assigned_, on_revoked_;
+  std::set<TopicPartition> assignment_, paused_;
+  std::deque<Message> queue_;
+};
+
+class FakeWriter final : public ChangeWriter {
+ public:
+  Status Add(const debezium::ChangeRecord& change) override {
+    if (!add_status.ok()) return add_status;
+    if (change.table == "unmappable") return Status::InvalidArgument("no such table");
+    buffered.push_back(change);
+    return Status::Ok();
+  }
+  size_t buffered_rows() const override { return buffered.size(); }
+  size_t buffered_bytes() const override { return buffered.size() * 100; }
+  Status Flush() override {
+    ++flush_calls;
+    if (!flush_status.ok()) return flush_status;
+    for (auto& c : buffered) {
+      ++written[c.kind == debezium::ChangeRecord::Kind::kTruncate ? "_truncations" : c.table];
+      flushed.push_back(std::move(c));
+    }
+    buffered.clear();
+    return Status::Ok();
+  }
+  std::map<std::string, uint64_t> rows_written() const override { return written; }
+
+  std::vector<debezium::ChangeRecord> buffered, flushed;
+  std::map<std::string, uint64_t> written;
+  Status flush_status, add_status;
+  int flush_calls = 0;
+};
+
+struct Produced {
+  std::string topic;
+  std::optional<std::string> key, value;
+  std::vector<kafka::Header> headers;
+  uint64_t cookie;
+};
+
+// Delivery reports run inside Flush, with `deliver_status`.
+class FakeProducer final : public kafka::Producer {
+ public:
+  explicit FakeProducer(DeliveryCallback cb) : cb_(std::move(cb)) {}
+  Status Produce(std::string_view topic, std::optional<std::string_view> key,
+                 std::optional<std::string_view> value, uint64_t cookie,
+                 std::span<const kafka::Header> headers) override {
+    Produced p{std::string(topic), {}, {}, {headers.begin(), headers.end()}, cookie};
+    if (key) p.key = std::string(*key);
+    if (value) p.value = std::string(*value);
+    produced.push_back(p);
+    in_flight_.push_back(cookie);
+    return Status::Ok();
+  }
+  Status Flush(std::chrono::milliseconds) override {
+    ++flushes;
+    if (hold) return Status::Unavailable("still in flight");
+    auto pending = std::move(in_flight_);
+    in_flight_.clear();
+    for (uint64_t c : pending) cb_({c, deliver_status, 0, 0});
+    return Status::Ok();
+  }
+  std::optional<Status> FatalError() const override { return std::nullopt; }
+  size_t InFlight() const override { return in_flight_.size(); }
+  void InjectFatalErrorForTesting(std::string_view) override {}
+
+  std::vector<Produced> produced;
+  Status deliver_status;
+  bool hold = false;  // Flush acknowledges nothing
+  int flushes = 0;
+
+ private:
+  DeliveryCallback cb_;
+  std::vector<uint64_t> in_flight_;
+};
+
+}  // namespace splitstream::pipeline::testing

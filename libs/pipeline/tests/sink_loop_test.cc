@@ -1,0 +1,368 @@
+// The sink's batching and commit rules with fake Kafka handles and a fake writer.
+#include <gtest/gtest.h>
+
+#include <simdjson.h>
+#include <fstream>
+#include <sstream>
+
+#include "sink_fakes.h"
+#include "splitstream/pipeline/sink.h"
+
+namespace splitstream::pipeline::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+const TopicPartition kP0{"p.public.events", 0};
+const TopicPartition kP1{"p.public.events", 1};
+
+class SinkLoopTest : public ::testing::Test {
+ protected:
+  void Start(SinkOptions opts = {}) {
+    if (opts.dlq_topic.empty() && !no_dlq_) opts.dlq_topic = "p.dlq";
+    opts.lag_interval = milliseconds(0);
+    auto sink = Sink::Create(
+        opts, &target_,
+        [this](kafka::PartitionsCallback a,
+               kafka::PartitionsCallback r) -> Result<std::unique_ptr<kafka::Consumer>> {
+          auto c = std::make_unique<FakeConsumer>(&clock_, std::move(a), std::move(r));
+          consumer_ = c.get();
+          return std::unique_ptr<kafka::Consumer>(std::move(c));
+        },
+        [this](kafka::Producer::DeliveryCallback cb) -> Result<std::unique_ptr<kafka::Producer>> {
+          auto p = std::make_unique<FakeProducer>(std::move(cb));
+          producer_ = p.get();
+          return std::unique_ptr<kafka::Producer>(std::move(p));
+        },
+        &clock_);
+    ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+    sink_ = std::move(*sink);
+    consumer_->Assign({kP0, kP1});
+  }
+
+  void Feed(const TopicPartition& tp, int64_t offset, std::optional<std::string> value,
+            std::optional<std::string> key = "{\"id\":1}") {
+    consumer_->Feed(Message::Make(tp.topic, tp.partition, offset, key, value, 1700000000000));
+  }
+  void FeedInsert(const TopicPartition& tp, int64_t offset, int64_t id) {
+    Feed(tp, offset, DebeziumInsert("events", id, 1000 + offset));
+  }
+  void Step() {
+    Status st = sink_->RunOnce();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+
+  FakeClock clock_{1'700'000'000'000'000};
+  FakeWriter writer_;
+  ChangeTarget target_{&writer_};
+  FakeConsumer* consumer_ = nullptr;
+  FakeProducer* producer_ = nullptr;
+  std::unique_ptr<Sink> sink_;
+  bool no_dlq_ = false;
+};
+
+TEST_F(SinkLoopTest, CommitsNextOffsetPerPartitionOnlyAfterTheBatchIsFlushed) {
+  SinkOptions opts;
+  opts.batch_rows = 3;
+  Start(opts);
+  FeedInsert(kP0, 10, 1);
+  FeedInsert(kP1, 4, 2);
+  opts.poll_max_messages = 2;
+  Step();
+  EXPECT_EQ(writer_.flush_calls, 0);
+  EXPECT_TRUE(consumer_->commits.empty()) << "nothing is committed before a flush";
+  EXPECT_EQ(writer_.buffered.size(), 2u);
+
+  FeedInsert(kP0, 11, 3);
+  Step();
+  ASSERT_EQ(writer_.flushed.size(), 3u);
+  ASSERT_EQ(consumer_->commits.size(), 1u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 12}, {kP1, 5}}));
+  EXPECT_EQ(writer_.flushed[0].lsn, Lsn(1010));
+  EXPECT_EQ(sink_->Metrics().rows_by_table.at("events"), 3u);
+}
+
+TEST_F(SinkLoopTest, FlushesAfterTheIntervalAndAtTheByteLimit) {
+  SinkOptions opts;
+  opts.flush_interval = milliseconds(1000);
+  opts.batch_bytes = 1000;  // the fake writer counts 100 bytes a row
+  Start(opts);
+  FeedInsert(kP0, 0, 1);
+  Step();
+  EXPECT_TRUE(consumer_->commits.empty());
+  clock_.Advance(milliseconds(999));
+  Step();  // the poll times out: the fake clock moves by the poll timeout
+  ASSERT_EQ(consumer_->commits.size(), 1u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 1}}));
+
+  for (int i = 1; i <= 10; ++i) FeedInsert(kP1, i, i);
+  Step();
+  ASSERT_EQ(consumer_->commits.size(), 2u) << "10 rows x 100 bytes reach batch_bytes";
+  EXPECT_EQ(consumer_->commits[1], (Offsets{{kP1, 11}}));
+}
+
+TEST_F(SinkLoopTest, AFailingFlushCommitsNothingPausesAndRetriesWithBackoff) {
+  SinkOptions opts;
+  opts.batch_rows = 1;
+  opts.initial_backoff = milliseconds(100);
+  opts.max_backoff = milliseconds(400);
+  opts.poll_timeout = milliseconds(1000);
+  Start(opts);
+  writer_.flush_status = Status::Unavailable("clickhouse down");
+  FeedInsert(kP0, 0, 1);
+  Step();
+  EXPECT_EQ(writer_.flush_calls, 1);
+  EXPECT_TRUE(consumer_->commits.empty());
+  EXPECT_EQ(consumer_->paused(), (std::set<TopicPartition>{kP0, kP1}));
+  EXPECT_TRUE(sink_->Metrics().paused);
+
+  // Paused partitions deliver nothing; retries come at 100, 200, 400, 400 ms.
+  FeedInsert(kP0, 1, 2);
+  std::vector<int64_t> retry_gaps;
+  auto last = clock_.Now();
+  for (int i = 0; i < 4; ++i) {
+    int calls = writer_.flush_calls;
+    while (writer_.flush_calls == calls) Step();
+    retry_gaps.push_back(std::chrono::duration_cast<milliseconds>(clock_.Now() - last).count());
+    last = clock_.Now();
+  }
+  EXPECT_EQ(retry_gaps, (std::vector<int64_t>{100, 200, 400, 400}));
+  EXPECT_TRUE(consumer_->commits.empty());
+  EXPECT_EQ(writer_.buffered.size(), 1u) << "the paused partition's next message was not fetched";
+  EXPECT_EQ(sink_->Metrics().flush_failures, 5u);
+
+  writer_.flush_status = Status::Ok();
+  while (consumer_->commits.empty()) Step();
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 1}}));
+  EXPECT_TRUE(consumer_->paused().empty()) << "resumed after the successful flush";
+  EXPECT_FALSE(sink_->Metrics().paused);
+  Step();  // the resumed partition's message arrives and is flushed
+  ASSERT_EQ(consumer_->commits.size(), 2u);
+  EXPECT_EQ(consumer_->commits[1], (Offsets{{kP0, 2}}));
+  EXPECT_EQ(writer_.flushed.size(), 2u);
+}
+
+TEST_F(SinkLoopTest, PoisonGoesToTheDeadLetterTopicAndIsCommittedAfterItsAck) {
+  SinkOptions opts;
+  opts.batch_rows = 2;
+  Start(opts);
+  Feed(kP0, 5, "not json at all", "k1");
+  FeedInsert(kP0, 6, 1);
+  Step();
+  ASSERT_EQ(producer_->produced.size(), 1u);
+  const Produced& p = producer_->produced[0];
+  EXPECT_EQ(p.topic, "p.dlq");
+  EXPECT_EQ(p.key, "k1");
+  EXPECT_EQ(p.value, "not json at all");
+  std::map<std::string, std::string> headers;
+  for (auto& h : p.headers) headers[h.key] = h.value;
+  EXPECT_EQ(headers["source.topic"], "p.public.events");
+  EXPECT_EQ(headers["source.partition"], "0");
+  EXPECT_EQ(headers["source.offset"], "5");
+  EXPECT_NE(headers["error"].find("decode"), std::string::npos) << headers["error"];
+  EXPECT_EQ(sink_->Metrics().dlq_messages, 1u);
+  // The valid row filled no batch alone (batch_rows 2): one more row flushes.
+  EXPECT_TRUE(consumer_->commits.empty());
+  producer_->hold = true;  // the DLQ produce is not acknowledged yet
+  FeedInsert(kP0, 7, 2);
+  Step();
+  EXPECT_TRUE(consumer_->commits.empty()) << "committed before the DLQ acknowledged";
+  EXPECT_EQ(writer_.flushed.size(), 0u);
+  producer_->hold = false;
+  while (consumer_->commits.empty()) Step();
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 8}}));
+  EXPECT_EQ(writer_.flushed.size(), 2u);
+}
+
+TEST_F(SinkLoopTest, AFailedDeadLetterDeliveryIsProducedAgainBeforeCommitting) {
+  SinkOptions opts;
+  opts.batch_rows = 1;
+  Start(opts);
+  producer_->deliver_status = Status::Unavailable("broker down");
+  writer_.add_status = Status::Ok();
+  Feed(kP1, 0, "{\"source\":{\"connector\":\"postgresql\"}}");  // decodes to an error
+  Feed(kP1, 1, DebeziumInsert("unmappable", 1, 5));             // the writer rejects it
+  Step();
+  clock_.Advance(milliseconds(1000));  // no rows: the batch is due by time
+  Step();
+  EXPECT_TRUE(consumer_->commits.empty());
+  EXPECT_TRUE(sink_->Metrics().paused);
+  EXPECT_EQ(producer_->produced.size(), 4u) << "failed deliveries are produced again";
+  producer_->deliver_status = Status::Ok();
+  while (consumer_->commits.empty()) Step();
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP1, 2}}));
+  std::set<std::string> offsets;
+  for (auto& p : producer_->produced) {
+    for (auto& h : p.headers) {
+      if (h.key == "source.offset") offsets.insert(h.value);
+      if (h.key == "error" && p.value->find("unmappable") != std::string::npos) {
+        EXPECT_EQ(h.value, "no such table");
+      }
+    }
+  }
+  EXPECT_EQ(offsets, (std::set<std::string>{"0", "1"}));
+  EXPECT_EQ(sink_->Metrics().dlq_messages, 2u);
+}
+
+TEST_F(SinkLoopTest, WithoutADeadLetterTopicPoisonStopsTheSink) {
+  no_dlq_ = true;
+  Start();
+  Feed(kP0, 0, "garbage");
+  Status st = sink_->RunOnce();
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+}
+
+TEST_F(SinkLoopTest, TombstonesAndResolvedMessagesWriteNothingButAreCommitted) {
+  SinkOptions opts;
+  opts.flush_interval = milliseconds(10);
+  Start(opts);
+  Feed(kP0, 3, std::nullopt);                                                      // tombstone
+  Feed(kP1, 9, R"({"resolved":"1701102561022789676.0000000000"})", std::nullopt);  // changefeed
+  Step();
+  clock_.Advance(milliseconds(10));
+  Step();
+  EXPECT_TRUE(writer_.flushed.empty());
+  EXPECT_TRUE(producer_->produced.empty());
+  ASSERT_EQ(consumer_->commits.size(), 1u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 4}, {kP1, 10}}));
+}
+
+TEST_F(SinkLoopTest, AnUnavailableAddIsRetriedInOrder) {
+  SinkOptions opts;
+  opts.batch_rows = 2;
+  Start(opts);
+  writer_.add_status = Status::Unavailable("ALTER TABLE failed: clickhouse down");
+  FeedInsert(kP0, 0, 1);
+  FeedInsert(kP0, 1, 2);
+  Step();
+  EXPECT_TRUE(writer_.buffered.empty());
+  EXPECT_TRUE(sink_->Metrics().paused);
+  writer_.add_status = Status::Ok();
+  while (consumer_->commits.empty()) Step();
+  ASSERT_EQ(writer_.flushed.size(), 2u);
+  EXPECT_EQ(writer_.flushed[0].lsn, Lsn(1000));
+  EXPECT_EQ(writer_.flushed[1].lsn, Lsn(1001));
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 2}}));
+}
+
+TEST_F(SinkLoopTest, RevocationFlushesAndCommitsFirst) {
+  Start();
+  FeedInsert(kP0, 0, 1);
+  FeedInsert(kP1, 0, 2);
+  Step();
+  EXPECT_TRUE(consumer_->commits.empty());
+  consumer_->Revoke({kP1});
+  ASSERT_EQ(consumer_->commits.size(), 1u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 1}, {kP1, 1}}));
+  EXPECT_EQ(writer_.flushed.size(), 2u);
+}
+
+TEST_F(SinkLoopTest, RevocationWhileTheTargetIsDownDropsOnlyTheRevokedOffsets) {
+  SinkOptions opts;
+  opts.batch_rows = 2;
+  Start(opts);
+  writer_.flush_status = Status::Unavailable("down");
+  FeedInsert(kP0, 0, 1);
+  FeedInsert(kP1, 0, 2);
+  Step();
+  consumer_->Revoke({kP1});
+  EXPECT_TRUE(consumer_->commits.empty());
+  writer_.flush_status = Status::Ok();
+  while (consumer_->commits.empty()) Step();
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 1}})) << "kP1 belongs to another member now";
+}
+
+TEST_F(SinkLoopTest, RunFlushesCommitsAndClosesOnStop) {
+  Start();
+  FeedInsert(kP0, 0, 1);
+  Step();
+  std::atomic<bool> stop{true};
+  Status st = sink_->Run(stop);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(consumer_->commits.size(), 1u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 1}}));
+  EXPECT_TRUE(consumer_->closed);
+}
+
+TEST_F(SinkLoopTest, ShutdownGivesUpAfterItsTimeoutWithoutCommitting) {
+  SinkOptions opts;
+  opts.shutdown_timeout = milliseconds(2000);
+  Start(opts);
+  writer_.flush_status = Status::Unavailable("down");
+  FeedInsert(kP0, 0, 1);
+  Step();
+  Status st = sink_->Shutdown();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(consumer_->commits.empty());
+  EXPECT_TRUE(consumer_->closed);
+}
+
+TEST_F(SinkLoopTest, ResetPolicyIsHandedToTheConsumer) {
+  SinkOptions opts;
+  opts.reset = kafka::ResetPolicy::kTimestamp;
+  opts.reset_timestamp_ms = 1234;
+  Start(opts);
+  EXPECT_EQ(consumer_->reset, kafka::ResetPolicy::kTimestamp);
+  EXPECT_EQ(consumer_->reset_ts, 1234);
+}
+
+// CockroachDB changefeed fixtures decode into rows handed to the writer.
+TEST_F(SinkLoopTest, ChangefeedFixturesBecomeRows) {
+  SinkOptions opts;
+  opts.batch_rows = 1000;
+  opts.flush_interval = milliseconds(1);
+  Start(opts);
+  int64_t offset = 0;
+  int rows = 0;
+  for (const char* name : {"insert_wrapped", "updated", "diff", "delete_wrapped", "resolved"}) {
+    std::ifstream in(std::string(DEBEZIUM_TESTDATA_DIR) + "/changefeed/" + name + ".json");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    simdjson::dom::parser parser;
+    simdjson::padded_string text(ss.str());
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(text).get(doc), simdjson::SUCCESS) << name;
+    std::string_view topic, value, kind;
+    ASSERT_EQ(doc["topic"].get(topic), simdjson::SUCCESS);
+    ASSERT_EQ(doc["value"].get(value), simdjson::SUCCESS);
+    ASSERT_EQ(doc["expect"]["kind"].get(kind), simdjson::SUCCESS);
+    std::optional<std::string> key;
+    std::string_view k;
+    if (doc["key"].get(k) == simdjson::SUCCESS) key = std::string(k);
+    consumer_->Feed(Message::Make(std::string(topic), 0, offset++, key, std::string(value)));
+    if (kind == "row") ++rows;
+  }
+  Step();
+  clock_.Advance(milliseconds(5));
+  Step();
+  EXPECT_TRUE(producer_->produced.empty());
+  EXPECT_EQ(static_cast<int>(writer_.flushed.size()), rows);
+  for (auto& c : writer_.flushed) {
+    EXPECT_EQ(c.format, debezium::SourceFormat::kChangefeed);
+    EXPECT_FALSE(c.table.empty());
+  }
+}
+
+TEST(SinkMetrics, PrometheusText) {
+  SinkMetrics m;
+  m.rows_by_table = {{"events", 7}};
+  m.dlq_messages = 2;
+  m.lag = {{{"p.public.events", 3}, 1, 1, 10, 9}};
+  m.flush_latency_counts[0] = 1;  // <= 5 ms
+  m.flush_latency_counts.back() = 1;
+  m.flush_latency_sum = 12.0;
+  std::string text = RenderPrometheus(m, "splitstream_sink");
+  for (const char* line :
+       {"splitstream_sink_rows_total{table=\"events\"} 7\n",
+        "splitstream_sink_dlq_messages_total 2\n",
+        "splitstream_sink_consumer_lag{topic=\"p.public.events\",partition=\"3\"} 9\n",
+        "splitstream_sink_flush_seconds_bucket{le=\"0.005\"} 1\n",
+        "splitstream_sink_flush_seconds_bucket{le=\"10\"} 1\n",
+        "splitstream_sink_flush_seconds_bucket{le=\"+Inf\"} 2\n",
+        "splitstream_sink_flush_seconds_count 2\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
+}  // namespace
+}  // namespace splitstream::pipeline::testing
