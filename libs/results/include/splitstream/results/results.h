@@ -1,0 +1,101 @@
+// The results engine: per-variant sufficient statistics of every metric of an experiment from
+// ClickHouse (sql.h), the analysis of libs/stats per metric, and the sample-ratio-mismatch test
+// per experiment.
+//
+// Errors: Compute() passes ClickHouse errors on (Unavailable when the server is unreachable,
+// NotFound for a missing table or database) and returns InvalidArgument for a definition the
+// engine cannot compute (an unknown metric kind, a ratio without a denominator). A metric
+// whose analysis fails (stats InvalidArgument, e.g. inconsistent sums) does not fail the
+// experiment: its MetricResult carries the error text.
+//
+// Thread safety: Compute() may be called from any thread; the engine owns one ClickHouse
+// client guarded by a mutex, so concurrent calls run one after the other.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "splitstream/clickhouse/client.h"
+#include "splitstream/core/clock.h"
+#include "splitstream/core/result.h"
+#include "splitstream/experiments/model.h"
+#include "splitstream/experiments/service.h"
+#include "splitstream/stats/analysis.h"
+
+namespace splitstream::results {
+
+struct EngineOptions {
+  stats::AnalysisOptions analysis;  // alpha, correction, sequential, priors, use_cuped
+  // CUPED pre-exposure window in hours for conversion, mean and count metrics; 0 turns CUPED
+  // off (and the pre-period aggregates are not computed at all).
+  int64_t cuped_pre_window_hours = 14 * 24;
+  double srm_threshold = 0.001;
+  Clock* clock = nullptr;  // for the data age; nullptr: Clock::System()
+};
+
+struct VariantResult {
+  int64_t id = 0;
+  std::string key;
+  double weight = 0;
+  int64_t users = 0;  // exposed users (deduplicated assignments)
+};
+
+struct MetricResult {
+  experiments::MetricSpec spec;
+  std::optional<stats::MetricAnalysis> analysis;  // absent when `error` is set
+  std::string error;
+};
+
+struct ExperimentResults {
+  int64_t experiment_id = 0;
+  std::string key;
+  std::string name;
+  std::string status;                   // draft | running | stopped
+  std::vector<VariantResult> variants;  // control first
+  std::optional<stats::SrmResult> srm;  // absent when it cannot be computed
+  std::vector<MetricResult> metrics;    // in the experiment's order
+  double alpha = 0.05;
+  bool sequential = false;
+  bool cuped = false;
+  // Newest _source_ts_ms (commit time in PostgreSQL) over the experiment's rows in ClickHouse;
+  // absent when ClickHouse has none yet.
+  std::optional<int64_t> newest_change_ms;
+  int64_t computed_at_us = 0;  // wall clock when computed
+  int round_trips = 0;         // ClickHouse queries run
+  double query_seconds = 0;    // time spent in them
+};
+
+// The stats kind of a metric ("conversion" → kConversion ...); InvalidArgument otherwise.
+Result<stats::MetricKind> ParseMetricKind(std::string_view kind);
+
+class ResultsEngine {
+ public:
+  // Borrows nothing: the client is owned. `client` must not be null.
+  ResultsEngine(std::unique_ptr<clickhouse::Client> client, EngineOptions options);
+  // Creates a client with `client_options`.
+  static Result<std::unique_ptr<ResultsEngine>> Create(
+      const clickhouse::ClientOptions& client_options, EngineOptions options = {});
+
+  // Results of `experiment` (its variants, weights and metrics come from the definition,
+  // the data from ClickHouse). One query, plus one more when it has quantile metrics.
+  Result<ExperimentResults> Compute(const experiments::Experiment& experiment);
+
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<clickhouse::Client> client_;  // guarded by mu_
+  EngineOptions options_;
+  Clock* clock_;
+};
+
+// Looks the experiment up in `service` (NotFound, field "key", for an unknown key) and
+// computes its results. Both are borrowed.
+Result<ExperimentResults> ComputeForKey(experiments::Service& service, ResultsEngine& engine,
+                                        const std::string& key);
+
+}  // namespace splitstream::results

@@ -1,0 +1,76 @@
+// The ClickHouse SQL of the results engine, built as text so that it can be tested without a
+// server. Pure functions, thread-safe. The queries are explained in ../../README.md.
+//
+// Every query reads the deduplicated state of the analytics tables (the schema shared with the
+// sink): per ORDER BY key the row with the highest _version (argMax grouping), without
+// _deleted rows and without rows at or below the table's latest truncation in _truncations.
+// The SQL runs on ClickHouse 18.16 and current releases (no window functions, no DateTime64,
+// no JSONExtract, one JOIN per SELECT).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "splitstream/core/result.h"
+#include "splitstream/stats/analysis.h"
+
+namespace splitstream::results {
+
+// One metric as the queries need it (from experiments::MetricSpec).
+struct MetricQuery {
+  std::string key;
+  std::string event_type;
+  stats::MetricKind kind = stats::MetricKind::kConversion;
+  std::string denominator_event_type;   // kRatio only
+  double quantile = 0.5;                // kQuantile only
+  std::optional<int64_t> window_hours;  // window after exposure; none: no end
+};
+
+struct ExperimentQuery {
+  int64_t experiment_id = 0;
+  std::vector<int64_t> variant_ids;  // control first
+  std::vector<MetricQuery> metrics;
+  // CUPED: also compute each conversion/mean/count metric in this many hours before the
+  // user's exposure. 0 disables.
+  int64_t cuped_pre_window_hours = 0;
+};
+
+// Which aggregates the main query returns for a metric, in column order after `variant_id`
+// and `users`. The names are for readers of the SQL; the parser goes by position.
+std::vector<std::string> MetricColumns(const MetricQuery& metric, bool cuped);
+// True when the metric kind takes CUPED data (conversion, mean, count).
+bool CupedApplies(stats::MetricKind kind);
+
+// The subquery of exposures: user_id, v (variant id), exposed_us (assigned_at_us), from the
+// deduplicated assignments of the experiment.
+std::string ExposuresSql(int64_t experiment_id);
+// The subquery of the experiment's live events of the given types: user_id, event_type,
+// value, ts_us. Deduplicated per (event_id, ts_us). Rows with _deleted = 1 of any experiment
+// enter the grouping, because a delete may carry only the key columns.
+std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& event_types);
+
+// The main query: one row per variant id of `q` (variants without exposures too):
+//   variant_id, users, MetricColumns(metric 0)..., MetricColumns(metric n-1)..., fresh_ms
+// where fresh_ms is the newest _source_ts_ms over the experiment's rows in experiments,
+// variants, assignments and events (0 when there are none). InvalidArgument for no variants,
+// a metric with an empty event type, or a ratio without a denominator event type.
+Result<std::string> BuildMainQuery(const ExperimentQuery& q);
+
+// The levels of quantilesExact for one (metric, variant): {p} alone when the sample is too
+// small for an interval, else {lower, p, upper} from stats::LevelsForQuantile.
+struct QuantileRequest {
+  size_t metric_index = 0;  // index into ExperimentQuery::metrics
+  int64_t variant_id = 0;
+  std::vector<double> levels;
+};
+
+// The second round trip, for quantile metrics only: one row, one Array(Float64) column per
+// request, in order: quantilesExact(levels)(value) over the variant's events of the metric
+// (after exposure, in the window, with a value). InvalidArgument for an empty list, a
+// request for a metric that is not kQuantile or levels outside [0, 1].
+Result<std::string> BuildQuantileQuery(const ExperimentQuery& q,
+                                       const std::vector<QuantileRequest>& requests);
+
+}  // namespace splitstream::results

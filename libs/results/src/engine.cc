@@ -1,0 +1,299 @@
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+
+#include "splitstream/results/results.h"
+#include "splitstream/results/sql.h"
+
+namespace splitstream::results {
+namespace {
+
+Result<double> ParseDouble(const std::string& text, std::string_view what) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
+    return Status::Internal(fmt::format("ClickHouse returned \"{}\" for {}", text, what));
+  }
+  return v;
+}
+
+Result<int64_t> ParseCount(const std::string& text, std::string_view what) {
+  SPLITSTREAM_ASSIGN_OR_RETURN(double v, ParseDouble(text, what));
+  if (v < 0) return Status::Internal(fmt::format("negative {} from ClickHouse", what));
+  return static_cast<int64_t>(std::llround(v));
+}
+
+// "[1,2.5,3]" (an Array(Float64) in TabSeparated) → values.
+Result<std::vector<double>> ParseArray(const std::string& text) {
+  if (text.size() < 2 || text.front() != '[' || text.back() != ']') {
+    return Status::Internal("ClickHouse returned \"" + text + "\" for a quantile array");
+  }
+  std::vector<double> out;
+  std::string_view body(text.data() + 1, text.size() - 2);
+  while (!body.empty()) {
+    size_t comma = body.find(',');
+    std::string item(body.substr(0, comma));
+    SPLITSTREAM_ASSIGN_OR_RETURN(double v, ParseDouble(item, "a quantile"));
+    out.push_back(v);
+    if (comma == std::string_view::npos) break;
+    body.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+// Per-variant aggregates of one metric, in MetricColumns order.
+using Sums = std::vector<double>;
+
+}  // namespace
+
+Result<stats::MetricKind> ParseMetricKind(std::string_view kind) {
+  if (kind == "conversion") return stats::MetricKind::kConversion;
+  if (kind == "mean") return stats::MetricKind::kMean;
+  if (kind == "count") return stats::MetricKind::kCount;
+  if (kind == "ratio") return stats::MetricKind::kRatio;
+  if (kind == "quantile") return stats::MetricKind::kQuantile;
+  return Status::InvalidArgument(fmt::format("unknown metric kind \"{}\"", kind), "kind");
+}
+
+ResultsEngine::ResultsEngine(std::unique_ptr<clickhouse::Client> client, EngineOptions options)
+    : client_(std::move(client)),
+      options_(options),
+      clock_(options.clock ? options.clock : &Clock::System()) {}
+
+Result<std::unique_ptr<ResultsEngine>> ResultsEngine::Create(
+    const clickhouse::ClientOptions& client_options, EngineOptions options) {
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto client, clickhouse::Client::Create(client_options));
+  return std::make_unique<ResultsEngine>(std::move(client), options);
+}
+
+Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& e) {
+  const stats::AnalysisOptions& ao = options_.analysis;
+  ExperimentResults out;
+  out.experiment_id = e.id.value();
+  out.key = e.spec.key;
+  out.name = e.spec.name;
+  out.status = std::string(experiments::StatusName(e.status));
+  out.alpha = ao.alpha;
+  out.sequential = ao.sequential;
+  out.cuped = ao.use_cuped && options_.cuped_pre_window_hours > 0;
+
+  ExperimentQuery q;
+  q.experiment_id = e.id.value();
+  q.cuped_pre_window_hours = out.cuped ? options_.cuped_pre_window_hours : 0;
+  for (const experiments::Variant& v : e.variants) {
+    q.variant_ids.push_back(v.id.value());
+    out.variants.push_back({v.id.value(), v.key, v.weight, 0});
+  }
+  std::vector<stats::MetricSpec> specs;
+  for (size_t i = 0; i < e.spec.metrics.size(); ++i) {
+    const experiments::MetricSpec& m = e.spec.metrics[i];
+    Result<stats::MetricKind> kind = ParseMetricKind(m.kind);
+    if (!kind.ok()) {
+      return Status::InvalidArgument(kind.status().message(), fmt::format("metrics[{}].kind", i));
+    }
+    MetricQuery mq;
+    mq.key = m.key;
+    mq.event_type = m.event_type;
+    mq.kind = *kind;
+    mq.denominator_event_type = m.denominator_event_type.value_or("");
+    mq.quantile = m.quantile.value_or(0.5);
+    mq.window_hours = m.window_hours;
+    q.metrics.push_back(std::move(mq));
+    stats::MetricSpec s;
+    s.name = m.key;
+    s.kind = *kind;
+    s.higher_is_better = m.higher_is_better;
+    s.guardrail = m.guardrail;
+    s.quantile = m.quantile.value_or(0.5);
+    specs.push_back(std::move(s));
+  }
+  SPLITSTREAM_ASSIGN_OR_RETURN(std::string main_sql, BuildMainQuery(q));
+
+  std::unique_lock lock(mu_);
+  auto start = std::chrono::steady_clock::now();
+  Result<std::vector<std::vector<std::string>>> rows = client_->QueryRows(main_sql);
+  ++out.round_trips;
+  if (!rows.ok()) return rows.status().WithContext("results query");
+
+  // variant id → (users, per-metric sums); fresh_ms is the same on every row.
+  const bool cuped_cols = q.cuped_pre_window_hours > 0;
+  size_t width = 3;
+  for (const MetricQuery& m : q.metrics) width += MetricColumns(m, cuped_cols).size();
+  std::map<int64_t, std::pair<int64_t, std::vector<Sums>>> by_variant;
+  for (const std::vector<std::string>& row : *rows) {
+    if (row.size() != width) {
+      return Status::Internal(
+          fmt::format("results query returned {} columns, expected {}", row.size(), width));
+    }
+    char* end = nullptr;
+    int64_t id = std::strtoll(row[0].c_str(), &end, 10);
+    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t users, ParseCount(row[1], "users"));
+    std::vector<Sums> sums;
+    size_t col = 2;
+    for (const MetricQuery& m : q.metrics) {
+      Sums s;
+      for (size_t k = 0; k < MetricColumns(m, cuped_cols).size(); ++k) {
+        SPLITSTREAM_ASSIGN_OR_RETURN(double v, ParseDouble(row[col++], "a sum"));
+        s.push_back(v);
+      }
+      sums.push_back(std::move(s));
+    }
+    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t fresh, ParseCount(row[col], "fresh_ms"));
+    if (fresh > 0) out.newest_change_ms = fresh;
+    by_variant[id] = {users, std::move(sums)};
+  }
+  for (VariantResult& v : out.variants) {
+    auto it = by_variant.find(v.id);
+    if (it != by_variant.end()) v.users = it->second.first;
+  }
+  auto sums_of = [&](size_t variant, size_t metric) -> Sums {
+    auto it = by_variant.find(out.variants[variant].id);
+    if (it == by_variant.end()) {
+      return Sums(MetricColumns(q.metrics[metric], cuped_cols).size(), 0.0);
+    }
+    return it->second.second[metric];
+  };
+
+  // Quantiles: the levels depend on each variant's sample size, so a second round trip.
+  std::vector<QuantileRequest> requests;
+  for (size_t i = 0; i < q.metrics.size(); ++i) {
+    if (q.metrics[i].kind != stats::MetricKind::kQuantile) continue;
+    for (size_t v = 0; v < out.variants.size(); ++v) {
+      int64_t n = static_cast<int64_t>(std::llround(sums_of(v, i)[0]));
+      if (n == 0) continue;
+      QuantileRequest r{i, out.variants[v].id, {q.metrics[i].quantile}};
+      Result<stats::QuantileLevels> levels =
+          stats::LevelsForQuantile(q.metrics[i].quantile, n, ao.alpha);
+      if (levels.ok()) r.levels = {levels->lower, levels->p, levels->upper};
+      requests.push_back(std::move(r));
+    }
+  }
+  std::map<std::pair<size_t, int64_t>, std::vector<double>> quantiles;
+  if (!requests.empty()) {
+    SPLITSTREAM_ASSIGN_OR_RETURN(std::string qsql, BuildQuantileQuery(q, requests));
+    Result<std::vector<std::vector<std::string>>> qrows = client_->QueryRows(qsql);
+    ++out.round_trips;
+    if (!qrows.ok()) return qrows.status().WithContext("quantile query");
+    if (qrows->size() != 1 || (*qrows)[0].size() != requests.size()) {
+      return Status::Internal("quantile query returned an unexpected shape");
+    }
+    for (size_t r = 0; r < requests.size(); ++r) {
+      SPLITSTREAM_ASSIGN_OR_RETURN(std::vector<double> values, ParseArray((*qrows)[0][r]));
+      if (values.size() != requests[r].levels.size()) {
+        return Status::Internal("quantile query returned an unexpected number of levels");
+      }
+      quantiles[{requests[r].metric_index, requests[r].variant_id}] = std::move(values);
+    }
+  }
+  out.query_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  lock.unlock();
+  out.computed_at_us = clock_->WallMicros();
+
+  std::vector<int64_t> counts;
+  std::vector<double> weights;
+  for (const VariantResult& v : out.variants) {
+    counts.push_back(v.users);
+    weights.push_back(v.weight);
+  }
+  Result<stats::SrmResult> srm =
+      stats::SampleRatioMismatch(counts, weights, options_.srm_threshold);
+  if (srm.ok()) out.srm = *srm;
+
+  for (size_t i = 0; i < q.metrics.size(); ++i) {
+    const MetricQuery& m = q.metrics[i];
+    MetricResult mr;
+    mr.spec = e.spec.metrics[i];
+    std::vector<stats::VariantData> data;
+    Status st;
+    for (size_t v = 0; v < out.variants.size() && st.ok(); ++v) {
+      const Sums s = sums_of(v, i);
+      const int64_t n = out.variants[v].users;
+      stats::VariantData d;
+      d.key = out.variants[v].key;
+      d.weight = out.variants[v].weight;
+      auto fail = [&](const Status& bad) {
+        st = Status::InvalidArgument(bad.message(), fmt::format("variants[{}]", v));
+      };
+      size_t pre = 0;  // index of the CUPED sums
+      switch (m.kind) {
+        case stats::MetricKind::kConversion: {
+          auto p = stats::ProportionState::FromCounts(n, std::llround(s[0]));
+          if (!p.ok())
+            fail(p.status());
+          else
+            d.conversions = *p;
+          pre = 1;
+          break;
+        }
+        case stats::MetricKind::kMean:
+        case stats::MetricKind::kCount: {
+          auto mo = stats::Moments::FromSums(n, s[0], s[1]);
+          if (!mo.ok())
+            fail(mo.status());
+          else
+            d.values = *mo;
+          pre = 2;
+          break;
+        }
+        case stats::MetricKind::kRatio: {
+          auto r = stats::RatioMoments::FromSums(n, s[0], s[1], s[2], s[3], s[4]);
+          if (!r.ok())
+            fail(r.status());
+          else
+            d.ratio = *r;
+          break;
+        }
+        case stats::MetricKind::kQuantile: {
+          d.quantile.n = std::llround(s[0]);
+          d.quantile.p = m.quantile;
+          auto it = quantiles.find({i, out.variants[v].id});
+          if (it != quantiles.end()) {
+            const std::vector<double>& qv = it->second;
+            if (qv.size() == 3) {
+              d.quantile.lower = qv[0];
+              d.quantile.estimate = qv[1];
+              d.quantile.upper = qv[2];
+            } else {
+              // Too few values for an interval: the estimate alone ("not enough data").
+              d.quantile.lower = d.quantile.estimate = d.quantile.upper = qv[0];
+            }
+          }
+          break;
+        }
+      }
+      if (st.ok() && cuped_cols && CupedApplies(m.kind)) {
+        // Post sums: conversions are 0/1, so sum of squares = sum.
+        double post_sq = m.kind == stats::MetricKind::kConversion ? s[0] : s[1];
+        auto c = stats::CupedMoments::FromSums(n, s[0], s[pre], post_sq, s[pre + 1], s[pre + 2]);
+        if (!c.ok())
+          fail(c.status());
+        else
+          d.cuped = *c;
+      }
+      data.push_back(std::move(d));
+    }
+    if (st.ok()) {
+      Result<stats::MetricAnalysis> a = stats::AnalyzeMetric(specs[i], data, ao);
+      if (a.ok()) {
+        mr.analysis = std::move(*a);
+      } else {
+        st = a.status();
+      }
+    }
+    if (!st.ok()) mr.error = st.ToString();
+    out.metrics.push_back(std::move(mr));
+  }
+  return out;
+}
+
+Result<ExperimentResults> ComputeForKey(experiments::Service& service, ResultsEngine& engine,
+                                        const std::string& key) {
+  SPLITSTREAM_ASSIGN_OR_RETURN(experiments::Experiment e, service.Get(key));
+  return engine.Compute(e);
+}
+
+}  // namespace splitstream::results

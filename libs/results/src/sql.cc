@@ -1,0 +1,258 @@
+#include "splitstream/results/sql.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "splitstream/clickhouse/sql.h"
+
+namespace splitstream::results {
+namespace {
+
+using clickhouse::QuoteString;
+
+constexpr int64_t kMicrosPerHour = int64_t{3600} * 1000 * 1000;
+
+// Rows newer than the table's latest TRUNCATE (0 when it was never truncated: max() of no
+// rows is 0 on every version).
+std::string AfterTruncation(std::string_view table) {
+  return fmt::format("_version > (SELECT max(version) FROM _truncations WHERE `table` = {})",
+                     QuoteString(table));
+}
+
+// Events of `event_type` after the user's exposure and inside the metric's window.
+std::string PostCondition(const std::string& event_type, const std::optional<int64_t>& window) {
+  std::string c = fmt::format("event_type = {} AND ts_us >= exposed_us", QuoteString(event_type));
+  if (window) c += fmt::format(" AND ts_us < exposed_us + {}", *window * kMicrosPerHour);
+  return c;
+}
+
+// Events of `event_type` in the `hours` before the user's exposure.
+std::string PreCondition(const std::string& event_type, int64_t hours) {
+  return fmt::format("event_type = {} AND ts_us < exposed_us AND ts_us >= exposed_us - {}",
+                     QuoteString(event_type), hours * kMicrosPerHour);
+}
+
+// The per-user value of a metric over the events matching `cond` (SQL on the joined rows).
+std::string PerUserValue(stats::MetricKind kind, const std::string& cond, bool denominator) {
+  switch (kind) {
+    case stats::MetricKind::kConversion:
+      return fmt::format("toFloat64(countIf({}) > 0)", cond);
+    case stats::MetricKind::kCount:
+      return fmt::format("toFloat64(countIf({}))", cond);
+    case stats::MetricKind::kMean:
+      // An event without a value adds nothing to a sum of values.
+      return fmt::format("sumIf(ifNull(value, 0), {})", cond);
+    case stats::MetricKind::kRatio:
+      // An event without a value counts 1, so a ratio of value-less events is a ratio of
+      // counts (clicks per page view).
+      (void)denominator;
+      return fmt::format("sumIf(ifNull(value, 1), {})", cond);
+    case stats::MetricKind::kQuantile:
+      // The number of values the quantile is over.
+      return fmt::format("toFloat64(countIf({} AND isNotNull(value)))", cond);
+  }
+  return "0";
+}
+
+bool UseCuped(const ExperimentQuery& q, const MetricQuery& m) {
+  return q.cuped_pre_window_hours > 0 && CupedApplies(m.kind);
+}
+
+Status Validate(const ExperimentQuery& q) {
+  if (q.variant_ids.empty()) return Status::InvalidArgument("no variants", "variants");
+  if (q.cuped_pre_window_hours < 0) {
+    return Status::InvalidArgument("negative CUPED window", "cuped_pre_window_hours");
+  }
+  for (size_t i = 0; i < q.metrics.size(); ++i) {
+    const MetricQuery& m = q.metrics[i];
+    if (m.event_type.empty()) {
+      return Status::InvalidArgument("empty event type", fmt::format("metrics[{}].event_type", i));
+    }
+    if (m.kind == stats::MetricKind::kRatio && m.denominator_event_type.empty()) {
+      return Status::InvalidArgument("a ratio needs a denominator event type",
+                                     fmt::format("metrics[{}].denominator_event_type", i));
+    }
+    if (m.window_hours && *m.window_hours <= 0) {
+      return Status::InvalidArgument("window_hours must be positive",
+                                     fmt::format("metrics[{}].window_hours", i));
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> EventTypes(const ExperimentQuery& q) {
+  std::vector<std::string> types;
+  for (const MetricQuery& m : q.metrics) {
+    types.push_back(m.event_type);
+    if (m.kind == stats::MetricKind::kRatio) types.push_back(m.denominator_event_type);
+  }
+  std::sort(types.begin(), types.end());
+  types.erase(std::unique(types.begin(), types.end()), types.end());
+  return types;
+}
+
+// Events joined to their user's exposure: user_id, event_type, value, ts_us, v, exposed_us.
+std::string JoinedEvents(const ExperimentQuery& q) {
+  return fmt::format("({}) ALL INNER JOIN ({}) USING user_id",
+                     EventsSql(q.experiment_id, EventTypes(q)), ExposuresSql(q.experiment_id));
+}
+
+}  // namespace
+
+bool CupedApplies(stats::MetricKind kind) {
+  return kind == stats::MetricKind::kConversion || kind == stats::MetricKind::kMean ||
+         kind == stats::MetricKind::kCount;
+}
+
+std::vector<std::string> MetricColumns(const MetricQuery& metric, bool cuped) {
+  std::vector<std::string> cols;
+  switch (metric.kind) {
+    case stats::MetricKind::kConversion:
+      cols = {"conversions"};
+      break;
+    case stats::MetricKind::kMean:
+    case stats::MetricKind::kCount:
+      cols = {"sum", "sum_sq"};
+      break;
+    case stats::MetricKind::kRatio:
+      cols = {"sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy"};
+      break;
+    case stats::MetricKind::kQuantile:
+      cols = {"values"};
+      break;
+  }
+  if (cuped && CupedApplies(metric.kind)) {
+    cols.insert(cols.end(), {"pre_sum", "pre_sum_sq", "post_pre_sum"});
+  }
+  return cols;
+}
+
+std::string ExposuresSql(int64_t experiment_id) {
+  // argMax over a tuple: a Nullable argument would make the aggregate skip NULLs, a tuple is
+  // taken whole. The latest version decides, including its _deleted flag.
+  return fmt::format(
+      "SELECT user_id, tupleElement(t, 1) AS v, tupleElement(t, 2) AS exposed_us FROM "
+      "(SELECT user_id, argMax(tuple(variant_id, assigned_at_us, _deleted), _version) AS t "
+      "FROM assignments WHERE experiment_id = {} AND {} GROUP BY user_id) "
+      "WHERE tupleElement(t, 3) = 0",
+      experiment_id, AfterTruncation("assignments"));
+}
+
+std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& event_types) {
+  std::string types;
+  for (const std::string& t : event_types) {
+    if (!types.empty()) types += ", ";
+    types += QuoteString(t);
+  }
+  std::string filter = fmt::format("experiment_id = {}", experiment_id);
+  if (!types.empty()) filter += fmt::format(" AND event_type IN ({})", types);
+  return fmt::format(
+      "SELECT tupleElement(t, 1) AS user_id, tupleElement(t, 2) AS event_type, "
+      "tupleElement(t, 3) AS value, ts_us FROM "
+      "(SELECT event_id, ts_us, "
+      "argMax(tuple(user_id, event_type, value, experiment_id, _deleted), _version) AS t "
+      "FROM events WHERE (({}) OR _deleted = 1) AND {} GROUP BY event_id, ts_us) "
+      "WHERE tupleElement(t, 4) = {} AND tupleElement(t, 5) = 0",
+      filter, AfterTruncation("events"), experiment_id);
+}
+
+Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
+  SPLITSTREAM_RETURN_IF_ERROR(Validate(q));
+  std::string ids;
+  for (int64_t id : q.variant_ids) {
+    if (!ids.empty()) ids += ", ";
+    ids += fmt::format("toInt64({})", id);
+  }
+  // Per user (users with at least one event of a metric's type): the value of each metric.
+  std::string per_user;
+  std::string per_variant;
+  std::vector<std::string> outer;
+  for (size_t i = 0; i < q.metrics.size(); ++i) {
+    const MetricQuery& m = q.metrics[i];
+    std::string post = PostCondition(m.event_type, m.window_hours);
+    per_user += fmt::format(", {} AS x{}", PerUserValue(m.kind, post, false), i);
+    std::vector<std::string> aggs;
+    switch (m.kind) {
+      case stats::MetricKind::kConversion:
+      case stats::MetricKind::kQuantile:
+        aggs = {fmt::format("sum(x{})", i)};
+        break;
+      case stats::MetricKind::kMean:
+      case stats::MetricKind::kCount:
+        aggs = {fmt::format("sum(x{})", i), fmt::format("sum(x{0} * x{0})", i)};
+        break;
+      case stats::MetricKind::kRatio: {
+        std::string den = PostCondition(m.denominator_event_type, m.window_hours);
+        per_user += fmt::format(", {} AS y{}", PerUserValue(m.kind, den, true), i);
+        aggs = {fmt::format("sum(x{})", i), fmt::format("sum(y{})", i),
+                fmt::format("sum(x{0} * x{0})", i), fmt::format("sum(y{0} * y{0})", i),
+                fmt::format("sum(x{0} * y{0})", i)};
+        break;
+      }
+    }
+    if (UseCuped(q, m)) {
+      std::string pre = PreCondition(m.event_type, q.cuped_pre_window_hours);
+      per_user += fmt::format(", {} AS p{}", PerUserValue(m.kind, pre, false), i);
+      aggs.push_back(fmt::format("sum(p{})", i));
+      aggs.push_back(fmt::format("sum(p{0} * p{0})", i));
+      aggs.push_back(fmt::format("sum(x{0} * p{0})", i));
+    }
+    std::vector<std::string> names = MetricColumns(m, q.cuped_pre_window_hours > 0);
+    for (size_t j = 0; j < aggs.size(); ++j) {
+      std::string name = fmt::format("m{}_{}", i, names[j]);
+      per_variant += fmt::format(", {} AS {}", aggs[j], name);
+      outer.push_back(name);
+    }
+  }
+  std::string fresh = fmt::format(
+      "greatest(greatest((SELECT max(_source_ts_ms) FROM assignments WHERE experiment_id = {0}), "
+      "(SELECT max(_source_ts_ms) FROM events WHERE experiment_id = {0})), "
+      "greatest((SELECT max(_source_ts_ms) FROM variants WHERE experiment_id = {0}), "
+      "(SELECT max(_source_ts_ms) FROM experiments WHERE id = {0})))",
+      q.experiment_id);
+  std::string counts = fmt::format(
+      "SELECT variant_id, users FROM (SELECT arrayJoin([{}]) AS variant_id) ANY LEFT JOIN "
+      "(SELECT v AS variant_id, count() AS users FROM ({}) GROUP BY v) USING variant_id",
+      ids, ExposuresSql(q.experiment_id));
+  std::string columns;
+  for (const std::string& c : outer) columns += ", " + c;
+  if (q.metrics.empty()) {
+    return fmt::format("SELECT variant_id, users, {} AS fresh_ms FROM ({})", fresh, counts);
+  }
+  return fmt::format(
+      "SELECT variant_id, users{}, {} AS fresh_ms FROM ({}) ANY LEFT JOIN "
+      "(SELECT v AS variant_id{} FROM "
+      "(SELECT user_id, any(v) AS v{} FROM {} GROUP BY user_id) GROUP BY v) USING variant_id",
+      columns, fresh, counts, per_variant, per_user, JoinedEvents(q));
+}
+
+Result<std::string> BuildQuantileQuery(const ExperimentQuery& q,
+                                       const std::vector<QuantileRequest>& requests) {
+  SPLITSTREAM_RETURN_IF_ERROR(Validate(q));
+  if (requests.empty()) return Status::InvalidArgument("no quantiles requested");
+  std::string select;
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const QuantileRequest& req = requests[r];
+    if (req.metric_index >= q.metrics.size() ||
+        q.metrics[req.metric_index].kind != stats::MetricKind::kQuantile) {
+      return Status::InvalidArgument("not a quantile metric", "metric_index");
+    }
+    if (req.levels.empty()) return Status::InvalidArgument("no levels", "levels");
+    std::string levels;
+    for (double l : req.levels) {
+      if (!(l >= 0 && l <= 1)) return Status::InvalidArgument("level outside [0, 1]", "levels");
+      if (!levels.empty()) levels += ", ";
+      // Shortest round-trip text: ClickHouse reads back the same double stats computed.
+      levels += fmt::format("{}", l);
+    }
+    const MetricQuery& m = q.metrics[req.metric_index];
+    if (!select.empty()) select += ", ";
+    select += fmt::format(
+        "quantilesExactIf({})(ifNull(value, 0), v = {} AND {} AND isNotNull(value)) AS q{}", levels,
+        req.variant_id, PostCondition(m.event_type, m.window_hours), r);
+  }
+  return fmt::format("SELECT {} FROM {}", select, JoinedEvents(q));
+}
+
+}  // namespace splitstream::results

@@ -1,0 +1,197 @@
+// SQL builders and renderings, without a server.
+#include <gtest/gtest.h>
+
+#include "splitstream/results/render.h"
+#include "splitstream/results/results.h"
+#include "splitstream/results/sql.h"
+
+namespace splitstream::results {
+namespace {
+
+ExperimentQuery Query() {
+  ExperimentQuery q;
+  q.experiment_id = 7;
+  q.variant_ids = {11, 12};
+  q.metrics.push_back({"checkout", "purchase", stats::MetricKind::kConversion, "", 0.5, 72});
+  q.metrics.push_back({"revenue", "purchase", stats::MetricKind::kMean, "", 0.5, std::nullopt});
+  q.metrics.push_back({"ctr", "click", stats::MetricKind::kRatio, "view", 0.5, std::nullopt});
+  q.metrics.push_back({"latency", "load", stats::MetricKind::kQuantile, "", 0.95, std::nullopt});
+  return q;
+}
+
+size_t Count(const std::string& s, std::string_view needle) {
+  size_t n = 0;
+  for (size_t pos = s.find(needle); pos != std::string::npos; pos = s.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+TEST(SqlTest, MainQueryReadsDeduplicatedState) {
+  auto sql = BuildMainQuery(Query());
+  ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+  // Latest version per key, deletes and truncated rows excluded, for both fact tables.
+  EXPECT_NE(sql->find("argMax(tuple(variant_id, assigned_at_us, _deleted), _version)"),
+            std::string::npos);
+  EXPECT_NE(sql->find("GROUP BY event_id, ts_us"), std::string::npos);
+  EXPECT_NE(sql->find("WHERE `table` = 'assignments'"), std::string::npos);
+  EXPECT_NE(sql->find("WHERE `table` = 'events'"), std::string::npos);
+  EXPECT_NE(sql->find("tupleElement(t, 5) = 0"), std::string::npos);
+  // Deletes of any experiment take part in the grouping (they may carry only the key).
+  EXPECT_NE(sql->find("OR _deleted = 1"), std::string::npos);
+  // Every variant gets a row, in one statement without FORMAT or ';'.
+  EXPECT_NE(sql->find("arrayJoin([toInt64(11), toInt64(12)])"), std::string::npos);
+  EXPECT_EQ(sql->find(';'), std::string::npos);
+  EXPECT_EQ(sql->find("FORMAT"), std::string::npos);
+  // The event types are filtered once, deduplicated and quoted.
+  EXPECT_NE(sql->find("event_type IN ('click', 'load', 'purchase', 'view')"), std::string::npos);
+}
+
+TEST(SqlTest, WindowAndCupedConditions) {
+  ExperimentQuery q = Query();
+  q.cuped_pre_window_hours = 24;
+  auto sql = BuildMainQuery(q);
+  ASSERT_TRUE(sql.ok());
+  EXPECT_NE(sql->find("event_type = 'purchase' AND ts_us >= exposed_us AND ts_us < exposed_us + "
+                      "259200000000"),
+            std::string::npos);
+  EXPECT_NE(sql->find("ts_us < exposed_us AND ts_us >= exposed_us - 86400000000"),
+            std::string::npos);
+  // CUPED sums for conversion and mean only (ratio and quantile take none).
+  EXPECT_EQ(Count(*sql, "AS p"), 2u);
+  EXPECT_NE(sql->find("sum(x0 * p0) AS m0_post_pre_sum"), std::string::npos);
+  EXPECT_NE(sql->find("sum(x2 * y2) AS m2_sum_xy"), std::string::npos);
+  q.cuped_pre_window_hours = 0;
+  sql = BuildMainQuery(q);
+  ASSERT_TRUE(sql.ok());
+  EXPECT_EQ(sql->find("exposed_us -"), std::string::npos);
+}
+
+TEST(SqlTest, ColumnsMatchTheQuery) {
+  for (bool cuped : {false, true}) {
+    ExperimentQuery q = Query();
+    q.cuped_pre_window_hours = cuped ? 1 : 0;
+    auto sql = BuildMainQuery(q);
+    ASSERT_TRUE(sql.ok());
+    for (size_t i = 0; i < q.metrics.size(); ++i) {
+      for (const std::string& c : MetricColumns(q.metrics[i], cuped)) {
+        EXPECT_NE(sql->find(" AS m" + std::to_string(i) + "_" + c), std::string::npos) << c;
+      }
+    }
+  }
+  EXPECT_EQ(MetricColumns(Query().metrics[2], true).size(), 5u);
+  EXPECT_EQ(MetricColumns(Query().metrics[0], true).size(), 4u);
+}
+
+TEST(SqlTest, HostileStringsAreQuoted) {
+  ExperimentQuery q = Query();
+  q.metrics[0].event_type = "x') OR 1=1 --\\";
+  auto sql = BuildMainQuery(q);
+  ASSERT_TRUE(sql.ok());
+  EXPECT_NE(sql->find("'x\\') OR 1=1 --\\\\'"), std::string::npos);
+}
+
+TEST(SqlTest, InvalidDefinitions) {
+  ExperimentQuery q = Query();
+  q.variant_ids.clear();
+  EXPECT_EQ(BuildMainQuery(q).status().field(), "variants");
+  q = Query();
+  q.metrics[2].denominator_event_type.clear();
+  EXPECT_EQ(BuildMainQuery(q).status().field(), "metrics[2].denominator_event_type");
+  q = Query();
+  q.metrics[1].event_type.clear();
+  EXPECT_EQ(BuildMainQuery(q).status().field(), "metrics[1].event_type");
+  q = Query();
+  q.metrics.clear();
+  auto sql = BuildMainQuery(q);
+  ASSERT_TRUE(sql.ok());
+  EXPECT_EQ(sql->find("JOIN (SELECT tupleElement"), std::string::npos);
+}
+
+TEST(SqlTest, QuantileQuery) {
+  ExperimentQuery q = Query();
+  auto sql = BuildQuantileQuery(q, {{3, 11, {0.9, 0.95, 0.99}}, {3, 12, {0.95}}});
+  ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+  EXPECT_NE(sql->find("quantilesExactIf(0.9, 0.95, 0.99)(ifNull(value, 0), v = 11 AND "
+                      "event_type = 'load' AND ts_us >= exposed_us AND isNotNull(value)) AS q0"),
+            std::string::npos);
+  EXPECT_NE(sql->find("quantilesExactIf(0.95)(ifNull(value, 0), v = 12"), std::string::npos);
+  EXPECT_FALSE(BuildQuantileQuery(q, {}).ok());
+  EXPECT_FALSE(BuildQuantileQuery(q, {{0, 11, {0.5}}}).ok());  // not a quantile metric
+  EXPECT_FALSE(BuildQuantileQuery(q, {{3, 11, {1.5}}}).ok());
+}
+
+ExperimentResults Sample() {
+  ExperimentResults r;
+  r.key = "exp";
+  r.name = "Exp, \"quoted\"";
+  r.status = "running";
+  r.variants = {{1, "control", 1, 1000}, {2, "b", 1, 1000}};
+  r.srm = stats::SrmResult{0, 1, false};
+  r.newest_change_ms = 1714564800123;  // 2024-05-01T12:00:00.123Z
+  r.computed_at_us = (1714564800123 + 2500) * 1000;
+  MetricResult m;
+  m.spec.key = "checkout";
+  m.spec.event_type = "purchase";
+  stats::VariantData c, t;
+  c.key = "control";
+  c.conversions = *stats::ProportionState::FromCounts(1000, 100);
+  t.key = "b";
+  t.conversions = *stats::ProportionState::FromCounts(1000, 150);
+  stats::MetricSpec spec{"checkout"};
+  std::vector<stats::VariantData> data = {c, t};
+  m.analysis = *stats::AnalyzeMetric(spec, data);
+  r.metrics.push_back(m);
+  MetricResult bad;
+  bad.spec.key = "broken";
+  bad.error = "invalid_argument: inconsistent sums";
+  r.metrics.push_back(bad);
+  return r;
+}
+
+TEST(RenderTest, Json) {
+  ExperimentResults r = Sample();
+  std::string json = RenderJson(r);
+  EXPECT_NE(json.find(R"("newest_change":"2024-05-01T12:00:00.123Z","age_seconds":2.5)"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"("variants":[{"key":"control","weight":1.0,"users":1000})"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"("name":"Exp, \"quoted\"")"), std::string::npos);
+  const stats::ComparisonResult& cmp = r.metrics[0].analysis->comparisons[0];
+  EXPECT_NE(json.find(R"("verdict":")" + cmp.verdict + "\""), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("error":"invalid_argument: inconsistent sums")"), std::string::npos);
+  // Control has no relative lift of itself: its summary has no comparison; undefined → null.
+  EXPECT_NE(json.find(R"("denominator":null)"), std::string::npos);
+  EXPECT_EQ(json.find("nan"), std::string::npos);
+  EXPECT_EQ(json.find("inf"), std::string::npos);
+}
+
+TEST(RenderTest, TableAndCsv) {
+  ExperimentResults r = Sample();
+  std::string table = RenderTable(r);
+  EXPECT_NE(table.find("=> " + r.metrics[0].analysis->comparisons[0].verdict), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("Data as of 2024-05-01T12:00:00.123Z (2 s ago)"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("+50.00%"), std::string::npos) << table;
+  std::string csv = RenderCsv(r);
+  // Header + two variants of one metric + one error row.
+  EXPECT_EQ(Count(csv, "\n"), 4u) << csv;
+  EXPECT_NE(csv.find("exp,checkout,conversion,b,1000,150,,0.15,"), std::string::npos) << csv;
+  r.newest_change_ms.reset();
+  EXPECT_NE(RenderTable(r).find("nothing in ClickHouse yet"), std::string::npos);
+  EXPECT_NE(RenderJson(r).find(R"("newest_change":null,"age_seconds":null)"), std::string::npos);
+}
+
+TEST(RenderTest, IsoTime) {
+  EXPECT_EQ(FormatIsoMillis(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatIsoMillis(-1), "1969-12-31T23:59:59.999Z");
+}
+
+TEST(EngineTest, MetricKinds) {
+  EXPECT_EQ(*ParseMetricKind("ratio"), stats::MetricKind::kRatio);
+  EXPECT_FALSE(ParseMetricKind("median").ok());
+}
+
+}  // namespace
+}  // namespace splitstream::results

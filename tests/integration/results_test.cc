@@ -1,0 +1,383 @@
+// The results engine against the real ClickHouse: known rows inserted straight into the
+// analytics tables (with superseded versions, replays, deletes and truncations that must not
+// count), results checked against figures computed here from the intended data. The last
+// test drives GET /v1/experiments/{key}/results through the real server and service on a
+// fresh PostgreSQL database. Needs SPLITSTREAM_CLICKHOUSE_URL and SPLITSTREAM_PG_DSN; fails
+// without them.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <random>
+
+#include "http_client.h"
+#include "splitstream/api/server.h"
+#include "splitstream/clickhouse/client.h"
+#include "splitstream/experiments/service.h"
+#include "splitstream/pg/pg.h"
+#include "splitstream/results/render.h"
+#include "splitstream/results/results.h"
+#include "splitstream/testing/test_database.h"
+
+namespace splitstream::results {
+namespace {
+
+// The shared analytics schema (libs/pipeline creates it in production).
+const char* const kDdl[] = {
+    "CREATE TABLE experiments (id Int64, key String, name String, description String, status "
+    "String, traffic Float64, layer Nullable(String), layer_start Float64, layer_end Float64, "
+    "seed String, hash_version Int64, metrics String, allocation_version Int64, created_at "
+    "DateTime, created_at_us Int64, started_at Nullable(DateTime), started_at_us "
+    "Nullable(Int64), stopped_at Nullable(DateTime), stopped_at_us Nullable(Int64), updated_at "
+    "DateTime, updated_at_us Int64, _version UInt64, _deleted UInt8, _source_ts_ms Int64) "
+    "ENGINE = ReplacingMergeTree(_version) ORDER BY id",
+    "CREATE TABLE variants (id Int64, experiment_id Int64, key String, weight Float64, position "
+    "Int64, _version UInt64, _deleted UInt8, _source_ts_ms Int64) ENGINE = "
+    "ReplacingMergeTree(_version) ORDER BY id",
+    "CREATE TABLE assignments (experiment_id Int64, user_id String, variant_id Int64, "
+    "assigned_at DateTime, assigned_at_us Int64, _version UInt64, _deleted UInt8, _source_ts_ms "
+    "Int64) ENGINE = ReplacingMergeTree(_version) ORDER BY (experiment_id, user_id)",
+    "CREATE TABLE events (event_id String, experiment_id Int64, variant_id Int64, user_id "
+    "String, event_type String, value Nullable(Float64), properties String, ts DateTime, ts_us "
+    "Int64, received_at DateTime, received_at_us Int64, _version UInt64, _deleted UInt8, "
+    "_source_ts_ms Int64) ENGINE = ReplacingMergeTree(_version) PARTITION BY toYYYYMM(ts) ORDER "
+    "BY (event_id, ts_us)",
+    "CREATE TABLE _truncations (`table` String, version UInt64) ENGINE = ReplacingMergeTree "
+    "ORDER BY (`table`, version)",
+};
+
+constexpr int64_t kHour = int64_t{3600} * 1000000;
+constexpr int64_t kBase = int64_t{1714564800} * 1000000;  // 2024-05-01T12:00:00Z
+constexpr int64_t kExp = 7, kControl = 11, kTreatment = 12;
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string DateTimeText(int64_t us) {
+  std::time_t t = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+// Rows to insert, as TabSeparated lines.
+struct Rows {
+  std::string assignments, events, truncations;
+  int64_t max_ts_ms = 0;
+  int event_seq = 0;
+
+  void Assign(int64_t exp, const std::string& user, int64_t variant, int64_t at_us,
+              uint64_t version, int deleted = 0, int64_t ts_ms = 1714564800000) {
+    assignments += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", exp, user, variant,
+                               DateTimeText(at_us), at_us, version, deleted, ts_ms);
+    max_ts_ms = std::max(max_ts_ms, ts_ms);
+  }
+  // Returns the event id.
+  std::string Event(int64_t exp, const std::string& user, int64_t variant, const std::string& type,
+                    std::optional<double> value, int64_t ts_us, uint64_t version, int deleted = 0,
+                    int64_t ts_ms = 1714564800000, std::string id = "") {
+    if (id.empty()) id = fmt::format("00000000-0000-4000-8000-{:012}", ++event_seq);
+    events +=
+        fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{{}}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", id, exp, variant,
+                    user, type, value ? fmt::format("{}", *value) : "\\N", DateTimeText(ts_us),
+                    ts_us, DateTimeText(ts_us), ts_us, version, deleted, ts_ms);
+    max_ts_ms = std::max(max_ts_ms, ts_ms);
+    return id;
+  }
+};
+
+class ResultsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string url = Env("SPLITSTREAM_CLICKHOUSE_URL");
+    ASSERT_FALSE(url.empty()) << "SPLITSTREAM_CLICKHOUSE_URL is not set (scripts/stack env)";
+    database_ = fmt::format("results_test_{}_{}", ::getpid(), std::random_device{}() % 1000000);
+    clickhouse::ClientOptions admin;
+    admin.url = url;
+    admin.database = "";
+    auto c = clickhouse::Client::Create(admin);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    admin_ = std::move(*c);
+    ASSERT_TRUE(admin_->Execute("CREATE DATABASE " + database_).ok());
+    options_.url = url;
+    options_.database = database_;
+    auto d = clickhouse::Client::Create(options_);
+    ASSERT_TRUE(d.ok());
+    ch_ = std::move(*d);
+    for (const char* ddl : kDdl) ASSERT_TRUE(ch_->Execute(ddl).ok()) << ddl;
+  }
+  void TearDown() override {
+    if (admin_) (void)admin_->Execute("DROP DATABASE IF EXISTS " + database_);
+  }
+
+  void Insert(const Rows& rows) {
+    if (!rows.assignments.empty()) {
+      std::vector<std::string> cols = {"experiment_id",  "user_id",  "variant_id", "assigned_at",
+                                       "assigned_at_us", "_version", "_deleted",   "_source_ts_ms"};
+      ASSERT_TRUE(ch_->Insert("assignments", cols, "TabSeparated", rows.assignments).ok());
+    }
+    if (!rows.events.empty()) {
+      auto st = ch_->Insert("events", {}, "TabSeparated", rows.events);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+    }
+    if (!rows.truncations.empty()) {
+      ASSERT_TRUE(ch_->Insert("_truncations", {}, "TabSeparated", rows.truncations).ok());
+    }
+  }
+
+  std::unique_ptr<ResultsEngine> Engine(int64_t cuped_hours = 0) {
+    EngineOptions eo;
+    eo.cuped_pre_window_hours = cuped_hours;
+    auto engine = ResultsEngine::Create(options_, eo);
+    EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+    return engine.ok() ? std::move(*engine) : nullptr;
+  }
+
+  static experiments::Experiment Definition(std::vector<experiments::MetricSpec> metrics) {
+    experiments::Experiment e;
+    e.id = ExperimentId(kExp);
+    e.spec.key = "checkout-test";
+    e.spec.name = "Checkout test";
+    e.spec.metrics = std::move(metrics);
+    e.variants = {{VariantId(kControl), "control", 1}, {VariantId(kTreatment), "b", 1}};
+    e.status = experiments::ExperimentStatus::kRunning;
+    return e;
+  }
+
+  std::string database_;
+  clickhouse::ClientOptions options_;
+  std::unique_ptr<clickhouse::Client> admin_, ch_;
+};
+
+experiments::MetricSpec Metric(std::string key, std::string type, std::string kind) {
+  experiments::MetricSpec m;
+  m.key = std::move(key);
+  m.event_type = std::move(type);
+  m.kind = std::move(kind);
+  return m;
+}
+
+// 1000 users per arm; control converts for i % 10 == 0, treatment for i % 7 == 0; purchases
+// carry value (i % 13) + 1. Around them: rows that must not count.
+struct Truth {
+  std::map<int64_t, std::vector<double>> revenue;  // per-user sums, by variant
+  std::map<int64_t, int64_t> conversions;
+  std::map<int64_t, std::vector<double>> latencies;  // every "load" value after exposure
+};
+
+Truth Populate(Rows& rows) {
+  Truth truth;
+  rows.truncations = "assignments\t100\nevents\t100\nassignments\t50\n";
+  for (int64_t variant : {kControl, kTreatment}) {
+    for (int i = 0; i < 1000; ++i) {
+      std::string user = fmt::format("{}-{}", variant == kControl ? "c" : "t", i);
+      int64_t exposed = kBase + i * 1000000;
+      uint64_t v = 1000 + i;
+      if (i == 5) {
+        // An older version of the assignment in the other variant: superseded.
+        rows.Assign(kExp, user, variant == kControl ? kTreatment : kControl, exposed, v - 500);
+      }
+      rows.Assign(kExp, user, variant, exposed, v);
+      if (i % 3 == 0) rows.Assign(kExp, user, variant, exposed, v);  // a replay
+      bool converts = variant == kControl ? i % 10 == 0 : i % 7 == 0;
+      double sum = 0;
+      if (converts) {
+        double value = (i % 13) + 1;
+        rows.Event(kExp, user, variant, "purchase", value, exposed + kHour, v);
+        sum += value;
+        ++truth.conversions[variant];
+        if (i % 4 == 0) {
+          // A second purchase 100 h later: in the mean, outside checkout's 72 h window.
+          rows.Event(kExp, user, variant, "purchase", 2.5, exposed + 100 * kHour, v);
+          sum += 2.5;
+        }
+      }
+      // Before exposure: not in the metric (CUPED pre-period only).
+      if (i % 11 == 0) rows.Event(kExp, user, variant, "purchase", 40, exposed - kHour, v);
+      truth.revenue[variant].push_back(sum);
+      // Latency: values for the quantile metric, and an event without a value.
+      for (int k = 0; k < 3; ++k) {
+        double latency = (variant == kControl ? 100 : 90) + ((i * 7 + k * 13) % 50);
+        rows.Event(kExp, user, variant, "load", latency, exposed + k * 1000, v);
+        truth.latencies[variant].push_back(latency);
+      }
+      if (i % 50 == 0) rows.Event(kExp, user, variant, "load", std::nullopt, exposed + 5, v);
+    }
+  }
+  // Deleted: an assignment and its event, the event's delete carrying only its key columns.
+  rows.Assign(kExp, "gone", kTreatment, kBase, 3000);
+  rows.Assign(kExp, "gone", kTreatment, kBase, 3001, 1);
+  std::string id = rows.Event(kExp, "c-1", kControl, "purchase", 1000, kBase + 1000000 + 10, 3000);
+  rows.Event(0, "", 0, "", std::nullopt, kBase + 1000000 + 10, 3001, 1, 1714564800000, id);
+  // Truncated: rows at or below the table's latest truncation (100).
+  rows.Assign(kExp, "truncated", kControl, kBase, 99);
+  rows.Event(kExp, "c-2", kControl, "purchase", 500, kBase + 2000000 + 10, 99);
+  // Another experiment: the same users, not counted here.
+  rows.Assign(8, "c-3", kControl, kBase, 2000);
+  rows.Event(8, "c-3", kControl, "purchase", 700, kBase + kHour, 2000);
+  // The newest change.
+  rows.Event(kExp, "t-9", kTreatment, "view", std::nullopt, kBase, 4000, 0, 1714564999999);
+  return truth;
+}
+
+stats::SampleSummary Summarize(const std::vector<double>& xs) {
+  double mean = 0;
+  for (double x : xs) mean += x;
+  mean /= static_cast<double>(xs.size());
+  double ss = 0;
+  for (double x : xs) ss += (x - mean) * (x - mean);
+  return {static_cast<int64_t>(xs.size()), mean, ss / static_cast<double>(xs.size() - 1)};
+}
+
+void ExpectNear(double actual, double expected, double rel = 1e-9) {
+  EXPECT_NEAR(actual, expected, rel * std::max(1.0, std::abs(expected)));
+}
+
+TEST_F(ResultsTest, ConversionMeanAndQuantileMatchIndependentFigures) {
+  Rows rows;
+  Truth truth = Populate(rows);
+  ASSERT_NO_FATAL_FAILURE(Insert(rows));
+  experiments::MetricSpec checkout = Metric("checkout", "purchase", "conversion");
+  checkout.window_hours = 72;
+  experiments::MetricSpec latency = Metric("latency_p50", "load", "quantile");
+  latency.quantile = 0.5;
+  latency.higher_is_better = false;
+  auto engine = Engine();
+  ASSERT_TRUE(engine);
+  auto r = engine->Compute(Definition({checkout, Metric("revenue", "purchase", "mean"), latency}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->round_trips, 2);  // the quantile levels need the sample sizes first
+
+  ASSERT_EQ(r->variants.size(), 2u);
+  EXPECT_EQ(r->variants[0].users, 1000);
+  EXPECT_EQ(r->variants[1].users, 1000);
+  ASSERT_TRUE(r->srm);
+  EXPECT_NEAR(r->srm->p_value, 1.0, 1e-12);
+  ASSERT_TRUE(r->newest_change_ms);
+  EXPECT_EQ(*r->newest_change_ms, rows.max_ts_ms);
+
+  // Conversion: the z-test p-value from the counts.
+  ASSERT_EQ(r->metrics.size(), 3u);
+  const MetricResult& conv = r->metrics[0];
+  ASSERT_TRUE(conv.analysis) << conv.error;
+  EXPECT_EQ(*conv.analysis->variants[0].value, truth.conversions[kControl]);
+  EXPECT_EQ(*conv.analysis->variants[1].value, truth.conversions[kTreatment]);
+  auto z = stats::TwoProportionZTest(
+      *stats::ProportionState::FromCounts(1000, truth.conversions[kControl]),
+      *stats::ProportionState::FromCounts(1000, truth.conversions[kTreatment]), 0.05);
+  ASSERT_TRUE(z.ok());
+  ASSERT_TRUE(conv.analysis->comparisons[0].p_value);
+  ExpectNear(*conv.analysis->comparisons[0].p_value, z->p_value, 1e-12);
+
+  // Mean: per-user sums (users without purchases count 0), mean and variance computed here.
+  const MetricResult& rev = r->metrics[1];
+  ASSERT_TRUE(rev.analysis) << rev.error;
+  for (size_t v = 0; v < 2; ++v) {
+    stats::SampleSummary s = Summarize(truth.revenue[r->variants[v].id]);
+    ExpectNear(*rev.analysis->variants[v].mean, s.mean);
+    ExpectNear(*rev.analysis->variants[v].variance, s.variance);
+  }
+  auto welch = stats::WelchTTest(Summarize(truth.revenue[kControl]),
+                                 Summarize(truth.revenue[kTreatment]), 0.05);
+  ExpectNear(*rev.analysis->comparisons[0].p_value, welch->p_value, 1e-9);
+
+  // Quantile: order statistics of the values, at the levels stats asks for.
+  const MetricResult& lat = r->metrics[2];
+  ASSERT_TRUE(lat.analysis) << lat.error;
+  for (size_t v = 0; v < 2; ++v) {
+    std::vector<double> xs = truth.latencies[r->variants[v].id];
+    std::sort(xs.begin(), xs.end());
+    EXPECT_EQ(lat.analysis->variants[v].users, static_cast<int64_t>(xs.size()));
+    auto levels = stats::LevelsForQuantile(0.5, static_cast<int64_t>(xs.size()), 0.05);
+    ASSERT_TRUE(levels.ok());
+    auto at = [&](double level) { return xs[static_cast<size_t>(level * xs.size())]; };
+    EXPECT_EQ(*lat.analysis->variants[v].mean, at(0.5));
+    stats::QuantileSample qs{static_cast<int64_t>(xs.size()), 0.5, at(0.5), at(levels->lower),
+                             at(levels->upper)};
+    ExpectNear(*lat.analysis->variants[v].std_error, std::sqrt(*stats::QuantileVariance(qs, 0.05)));
+  }
+  EXPECT_EQ(lat.analysis->comparisons[0].direction, stats::Direction::kBetter)
+      << lat.analysis->comparisons[0].verdict;
+  // The JSON carries the verdicts.
+  std::string json = RenderJson(*r);
+  EXPECT_NE(json.find(conv.analysis->comparisons[0].verdict), std::string::npos);
+}
+
+TEST_F(ResultsTest, RatioAndCuped) {
+  Rows rows;
+  std::vector<stats::BivariateMoments> ratio(2), cuped(2);
+  for (int64_t variant : {kControl, kTreatment}) {
+    size_t vi = variant == kControl ? 0 : 1;
+    for (int i = 0; i < 400; ++i) {
+      std::string user = fmt::format("u{}-{}", variant, i);
+      int64_t exposed = kBase + i * 1000000;
+      rows.Assign(kExp, user, variant, exposed, 1000 + i);
+      int views = 1 + i % 5;
+      int clicks = (i * (variant == kControl ? 3 : 4)) % (views + 1);
+      for (int k = 0; k < views; ++k)
+        rows.Event(kExp, user, variant, "view", std::nullopt, exposed + k, 1000);
+      for (int k = 0; k < clicks; ++k)
+        rows.Event(kExp, user, variant, "click", std::nullopt, exposed + 10 + k, 1000);
+      ratio[vi].Update(clicks, views);
+      // Orders before (pre) and after exposure, correlated; one pre order outside the window.
+      double pre = i % 6, post = pre * 0.8 + (i % 4) + (variant == kTreatment ? 0.5 : 0);
+      if (pre > 0) rows.Event(kExp, user, variant, "order", pre, exposed - 2 * kHour, 1000);
+      rows.Event(kExp, user, variant, "order", 100, exposed - 30 * kHour, 1000);  // outside 24 h
+      if (post > 0) rows.Event(kExp, user, variant, "order", post, exposed + kHour, 1000);
+      cuped[vi].Update(post, pre);
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(Insert(rows));
+  experiments::MetricSpec ctr = Metric("ctr", "click", "ratio");
+  ctr.denominator_event_type = "view";
+  auto engine = Engine(/*cuped_hours=*/24);
+  ASSERT_TRUE(engine);
+  auto r = engine->Compute(Definition({ctr, Metric("order_value", "order", "mean")}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->round_trips, 1);
+  ASSERT_TRUE(r->metrics[0].analysis) << r->metrics[0].error;
+  ASSERT_TRUE(r->metrics[1].analysis) << r->metrics[1].error;
+  for (size_t v = 0; v < 2; ++v) {
+    const stats::VariantSummary& s = r->metrics[0].analysis->variants[v];
+    ExpectNear(*s.value, ratio[v].SumX());
+    ExpectNear(*s.denominator, ratio[v].SumY());
+    ExpectNear(*s.mean, ratio[v].MeanX() / ratio[v].MeanY());
+  }
+  const stats::ComparisonResult& c = r->metrics[1].analysis->comparisons[0];
+  EXPECT_TRUE(c.cuped_applied);
+  ASSERT_TRUE(c.cuped_theta);
+  ExpectNear(*c.cuped_theta, stats::CupedTheta(cuped), 1e-9);
+  stats::BivariateMoments pooled = cuped[0];
+  pooled.Combine(cuped[1]);
+  stats::SampleSummary adj = stats::CupedAdjust(cuped[1], *c.cuped_theta, pooled.MeanY());
+  ExpectNear(*r->metrics[1].analysis->variants[1].cuped_mean, adj.mean, 1e-9);
+}
+
+TEST_F(ResultsTest, EmptyExperimentAndMissingTables) {
+  auto engine = Engine(24);
+  ASSERT_TRUE(engine);
+  experiments::MetricSpec p95 = Metric("p95", "load", "quantile");
+  p95.quantile = 0.95;
+  auto r = engine->Compute(Definition({Metric("checkout", "purchase", "conversion"), p95}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->variants[0].users, 0);
+  EXPECT_FALSE(r->newest_change_ms);
+  ASSERT_TRUE(r->metrics[0].analysis);
+  EXPECT_EQ(r->metrics[0].analysis->comparisons[0].direction, stats::Direction::kUndefined);
+  std::string json = RenderJson(*r);
+  EXPECT_NE(json.find(R"("newest_change":null)"), std::string::npos);
+
+  ASSERT_TRUE(ch_->Execute("DROP TABLE events").ok());
+  auto missing = engine->Compute(Definition({}));
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound) << missing.status().ToString();
+}
+
+}  // namespace
+}  // namespace splitstream::results
