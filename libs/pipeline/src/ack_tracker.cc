@@ -51,6 +51,15 @@ void AckTracker::Idle(Lsn lsn) {
   }
 }
 
+void AckTracker::Restart() {
+  std::lock_guard<std::mutex> lock(mu_);
+  prefix_ = next_;
+  done_.clear();
+  acked_count_ = 0;
+  boundaries_.clear();
+  failure_.reset();
+}
+
 Lsn AckTracker::Confirmable() const {
   std::lock_guard<std::mutex> lock(mu_);
   return confirmable_;

@@ -437,6 +437,19 @@ Status CdcImpl::Stream(const std::atomic<bool>& stop) {
   for (;;) {
     Status st = StreamSession(stop);
     if (stop.load() || st.ok()) break;
+    if (auto fatal = emitter_->Fatal()) return *fatal;
+    if (auto failure = tracker_->failure()) {
+      // A record was not delivered (e.g. the broker lost a topic while restarting). Nothing
+      // after it was confirmed: let what is in flight settle, forget it, and replay the
+      // stream from the confirmed position (duplicates possible, no loss).
+      spdlog::warn("cdc: {}; replaying from {}", failure->ToString(),
+                   LsnToString(tracker_->Confirmable()));
+      (void)emitter_->Flush(milliseconds(30000));
+      tracker_->Restart();
+      unconfirmed_commits_.clear();
+      in_tx_ = false;
+      st = Status::Unavailable("replaying after a failed delivery");
+    }
     if (st.code() != StatusCode::kUnavailable) return st;
     // Connection lost: let downstream catch up (so the confirmed position is current), then
     // reconnect and resume from the slot.
@@ -475,8 +488,15 @@ Status CdcImpl::StreamSession(const std::atomic<bool>& stop) {
     SPLITSTREAM_ASSIGN_OR_RETURN(repl_, pg::ReplicationConnection::Open(options_.pg_dsn));
   }
   const Lsn start = tracker_->Confirmable();
-  SPLITSTREAM_RETURN_IF_ERROR(
-      repl_->StartReplication(options_.slot, start, {options_.publication}));
+  // After a reconnect the walsender of the previous connection may still hold the slot for
+  // a moment.
+  for (int attempt = 0;; ++attempt) {
+    Status st = repl_->StartReplication(options_.slot, start, {options_.publication});
+    if (st.ok()) break;
+    if (st.code() != StatusCode::kFailedPrecondition || attempt >= 60) return st;
+    if (!SleepUnlessStopped(milliseconds(500), stop)) return Status::Ok();
+    SPLITSTREAM_ASSIGN_OR_RETURN(repl_, pg::ReplicationConnection::Open(options_.pg_dsn));
+  }
   spdlog::info("cdc: streaming from slot {} (requested {})", options_.slot, LsnToString(start));
   in_tx_ = false;
   next_status_ = Clk::now() + options_.status_interval;
@@ -484,7 +504,7 @@ Status CdcImpl::StreamSession(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     if (auto fatal = emitter_->Fatal()) return *fatal;
     if (auto failure = tracker_->failure()) {
-      return failure->WithContext("a change could not be delivered; nothing after it is confirmed");
+      return failure->WithContext("a change could not be delivered");
     }
     if (tracker_->InFlight() < options_.max_in_flight) {
       SPLITSTREAM_ASSIGN_OR_RETURN(auto copy, repl_->Read(milliseconds(100)));

@@ -68,6 +68,26 @@ TEST(AckTracker, AFailureStopsThePrefixForGood) {
   EXPECT_EQ(t.failure()->message(), "broker said no");
 }
 
+TEST(AckTracker, RestartForgetsInFlightRecordsAndTheFailure) {
+  AckTracker t;
+  uint64_t a = t.Assign();
+  t.Commit(Lsn(100));
+  uint64_t b = t.Assign();
+  t.Commit(Lsn(200));
+  t.Ack(a);
+  t.Fail(b, Status::Unavailable("x"));
+  t.Restart();
+  EXPECT_FALSE(t.failure().has_value());
+  EXPECT_EQ(t.InFlight(), 0u);
+  EXPECT_EQ(t.Confirmable(), Lsn(100));
+  t.Ack(b);  // late report of a forgotten record
+  EXPECT_EQ(t.Confirmable(), Lsn(100));
+  uint64_t c = t.Assign();  // the replay
+  t.Commit(Lsn(200));
+  t.Ack(c);
+  EXPECT_EQ(t.Confirmable(), Lsn(200));
+}
+
 TEST(AckTracker, IgnoresUnknownAndRepeatedAcks) {
   AckTracker t;
   uint64_t a = t.Assign();

@@ -38,6 +38,11 @@ class AckTracker {
   // idle database); otherwise ignored.
   void Idle(Lsn lsn);
 
+  // Forgets every record in flight and the failure, keeping the confirmed position: the CDC
+  // process calls it before replaying the stream from that position after a failed delivery.
+  // Acknowledgements of forgotten records that arrive later are ignored.
+  void Restart();
+
   Lsn Confirmable() const;
   // Records assigned and not yet acknowledged (failed ones count as in flight).
   uint64_t InFlight() const;
