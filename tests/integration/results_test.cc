@@ -379,5 +379,89 @@ TEST_F(ResultsTest, EmptyExperimentAndMissingTables) {
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound) << missing.status().ToString();
 }
 
+// GET /v1/experiments/{key}/results through the real server and service (PostgreSQL holds the
+// definition, ClickHouse the data).
+class EngineProvider : public api::ResultsProvider {
+ public:
+  EngineProvider(experiments::Service* service, ResultsEngine* engine)
+      : service_(service), engine_(engine) {}
+  Result<std::string> ResultsJson(const std::string& key) override {
+    SPLITSTREAM_ASSIGN_OR_RETURN(ExperimentResults r, ComputeForKey(*service_, *engine_, key));
+    return RenderJson(r);
+  }
+
+ private:
+  experiments::Service* service_;
+  ResultsEngine* engine_;
+};
+
+std::string JsonAt(std::string_view body, std::string_view pointer) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root, e;
+  simdjson::padded_string padded(body);
+  if (parser.parse(padded).get(root)) return "<not JSON>";
+  if (root.at_pointer(pointer).get(e)) return "<missing>";
+  std::string_view s;
+  if (e.get(s) == simdjson::SUCCESS) return std::string(s);
+  return simdjson::minify(e);
+}
+
+TEST_F(ResultsTest, ApiRoute) {
+  auto db = splitstream::testing::TestDatabase::Create();
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  auto pool = pg::Pool::Create((*db)->dsn(), 4);
+  ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+  auto service = experiments::Service::Create(pool->get(), {});
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  experiments::ExperimentSpec spec;
+  spec.key = "api-results";
+  spec.variants = {{"control", 1}, {"b", 3}};
+  spec.metrics = {Metric("checkout", "purchase", "conversion")};
+  auto created = (*service)->Create(spec);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  const int64_t exp = created->id.value();
+  Rows rows;
+  for (size_t v = 0; v < 2; ++v) {
+    int64_t vid = created->variants[v].id.value();
+    for (int i = 0; i < 100 * (v == 0 ? 1 : 3); ++i) {
+      std::string user = fmt::format("{}-{}", v, i);
+      rows.Assign(exp, user, vid, kBase, 10);
+      if (i % 4 == 0) rows.Event(exp, user, vid, "purchase", 1, kBase + 1, 10);
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(Insert(rows));
+
+  auto engine = Engine();
+  ASSERT_TRUE(engine);
+  EngineProvider provider(service->get(), engine.get());
+  api::ServerOptions opts;
+  opts.port = 0;
+  opts.threads = 2;
+  opts.admin_token = "admin-token";
+  opts.client_token = "client-token";
+  opts.results = &provider;
+  auto server = api::Server::Start(opts, service->get(), pool->get());
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  {
+    api::testing::Client admin((*server)->port(), "admin-token");
+    auto r = admin.Send(boost::beast::http::verb::get, "/v1/experiments/api-results/results");
+    EXPECT_EQ(r.result_int(), 200) << r.body();
+    EXPECT_EQ(JsonAt(r.body(), "/variants/0/users"), "100");
+    EXPECT_EQ(JsonAt(r.body(), "/variants/1/users"), "300");
+    EXPECT_EQ(JsonAt(r.body(), "/variants/1/weight"), "3.0");
+    EXPECT_EQ(JsonAt(r.body(), "/srm/mismatch"), "false");
+    EXPECT_EQ(JsonAt(r.body(), "/metrics/0/variants/1/value"), "75.0");
+    EXPECT_EQ(JsonAt(r.body(), "/metrics/0/comparisons/0/direction"), "no_difference");
+    r = admin.Send(boost::beast::http::verb::get, "/v1/experiments/nope/results");
+    EXPECT_EQ(r.result_int(), 404) << r.body();
+    api::testing::Client client((*server)->port(), "client-token");
+    r = client.Send(boost::beast::http::verb::get, "/v1/experiments/api-results/results");
+    EXPECT_EQ(r.result_int(), 403) << r.body();
+  }
+  (*server)->Shutdown();
+  server->reset();
+  (*service)->Shutdown();
+}
+
 }  // namespace
 }  // namespace splitstream::results

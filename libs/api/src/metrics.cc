@@ -30,6 +30,8 @@ std::string_view RoutePattern(Route route) {
       return "/readyz";
     case Route::kMetrics:
       return "/metrics";
+    case Route::kExperimentResults:
+      return "/v1/experiments/{key}/results";
   }
   return "unmatched";
 }

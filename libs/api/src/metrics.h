@@ -41,8 +41,9 @@ enum class Route {
   kHealthz,
   kReadyz,
   kMetrics,
+  kExperimentResults,
 };
-inline constexpr size_t kRouteCount = 11;
+inline constexpr size_t kRouteCount = 12;
 
 // "/v1/experiments/{key}"; "unmatched" for kUnmatched.
 std::string_view RoutePattern(Route route);

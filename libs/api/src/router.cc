@@ -56,6 +56,9 @@ Match MatchPath(std::string_view path) {
     if (p.size() == 4 && p[3] == "stop") {
       return {Route::kExperimentStop, p[2], "POST", Need::kAdmin};
     }
+    if (p.size() == 4 && p[3] == "results") {
+      return {Route::kExperimentResults, p[2], "GET", Need::kAdmin};
+    }
     return {};
   }
   if (p.size() == 2 && p[1] == "assign") return {Route::kAssign, {}, "POST", Need::kClient};
@@ -259,6 +262,14 @@ void Router::Dispatch(Route route, const std::string& param, HttpRequest& reques
       done(Reply(service_->Stop(param), 200, route,
                  [](const auto& e) { return ExperimentJson(e); }));
       return;
+    case Route::kExperimentResults: {
+      if (options_.results == nullptr) {
+        return done(Error(Status::Unavailable("results need ClickHouse"), route));
+      }
+      Result<std::string> json = options_.results->ResultsJson(param);
+      if (!json.ok()) return done(Error(json.status(), route));
+      return done(Json(200, std::move(*json), route));
+    }
     case Route::kAssign:  // answered asynchronously by Handle()
       break;
     case Route::kUserAssignments:

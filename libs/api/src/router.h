@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "metrics.h"
+#include "splitstream/api/server.h"
 #include "splitstream/experiments/service.h"
 
 namespace splitstream::pg {
@@ -46,6 +47,7 @@ using Responder = std::function<void(HttpResponse)>;
 struct RouterOptions {
   std::string admin_token;
   std::string client_token;
+  ResultsProvider* results = nullptr;  // borrowed; null: the results route answers 503
 };
 
 class Router {

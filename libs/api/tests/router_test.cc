@@ -295,3 +295,48 @@ TEST_F(RouterTest, MetricsUseRoutePatternsNotRawPaths) {
 
 }  // namespace
 }  // namespace splitstream::api
+
+namespace splitstream::api {
+namespace {
+
+class FakeResults : public ResultsProvider {
+ public:
+  Result<std::string> ResultsJson(const std::string& key) override {
+    if (key != "known") return Status::NotFound("experiment \"" + key + "\" not found", "key");
+    return std::string(R"({"experiment":"known"})");
+  }
+};
+
+TEST(RouterResultsTest, ResultsRoute) {
+  testing::FakeService service;
+  Metrics metrics;
+  FakeResults results;
+  Router without({"admin", "client"}, &service, nullptr, &metrics);
+  Router with({"admin", "client", &results}, &service, nullptr, &metrics);
+  auto call = [](const Router& router, std::string method, std::string target,
+                 std::string token = "admin") {
+    HttpRequest req;
+    req.method = std::move(method);
+    req.target = std::move(target);
+    req.authorization = "Bearer " + token;
+    HttpResponse out;
+    router.Handle(std::move(req), [&out](HttpResponse r) { out = std::move(r); });
+    return out;
+  };
+  HttpResponse r = call(without, "GET", "/v1/experiments/known/results");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("results need ClickHouse"), std::string::npos) << r.body;
+  r = call(with, "GET", "/v1/experiments/known/results");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"experiment":"known"})");
+  EXPECT_EQ(r.route, Route::kExperimentResults);
+  r = call(with, "GET", "/v1/experiments/other/results");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find(R"("field":"key")"), std::string::npos) << r.body;
+  EXPECT_EQ(call(with, "POST", "/v1/experiments/known/results").status, 405);
+  EXPECT_EQ(call(with, "GET", "/v1/experiments/known/results", "client").status, 403);
+  EXPECT_EQ(RoutePattern(Route::kExperimentResults), "/v1/experiments/{key}/results");
+}
+
+}  // namespace
+}  // namespace splitstream::api

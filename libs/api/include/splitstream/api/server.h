@@ -31,6 +31,16 @@ class Pool;
 
 namespace splitstream::api {
 
+// Results of an experiment as the JSON body of GET /v1/experiments/{key}/results. The API
+// does not compute them (they come from ClickHouse, libs/results); the app passes an
+// implementation. Errors map as every Status does: NotFound (field "key") → 404,
+// Unavailable → 503. Called from server workers concurrently: must be thread-safe.
+class ResultsProvider {
+ public:
+  virtual ~ResultsProvider() = default;
+  virtual Result<std::string> ResultsJson(const std::string& key) = 0;
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";   // an IP address (v4 or v6) to listen on
   uint16_t port = 8080;             // 0 = ephemeral; see Server::port()
@@ -38,6 +48,9 @@ struct ServerOptions {
   size_t max_body_bytes = 8 << 20;  // larger bodies get 413 and the connection is closed
   std::string admin_token;          // Bearer token for every route; empty = none accepted
   std::string client_token;         // Bearer token for assign, user assignments, events
+  // Borrowed, must outlive the server; null: the results route answers 503 "results need
+  // ClickHouse".
+  ResultsProvider* results = nullptr;
 };
 
 class Server {
