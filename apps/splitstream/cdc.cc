@@ -7,9 +7,11 @@
 
 #include "commands.h"
 #include "splitstream/api/ops_server.h"
+#include "splitstream/clickhouse/client.h"
 #include "splitstream/pg/pg.h"
 #include "splitstream/pipeline/ack_tracker.h"
 #include "splitstream/pipeline/cdc.h"
+#include "splitstream/pipeline/clickhouse_emitter.h"
 #include "splitstream/pipeline/kafka_emitter.h"
 
 namespace splitstream::app {
@@ -44,11 +46,6 @@ Result<debezium::DecimalMode> ParseDecimalMode(const std::string& s) {
 }  // namespace
 
 Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
-  if (cfg.kafka_brokers.empty()) {
-    return Status::FailedPrecondition(
-        "SPLITSTREAM_KAFKA_BROKERS is empty: direct mode (CDC straight to ClickHouse) is not "
-        "available yet; set the brokers to run the Kafka pipeline");
-  }
   pipeline::CdcOptions cdc_opts;
   cdc_opts.pg_dsn = cfg.pg_dsn;
   cdc_opts.slot = opts.slot;
@@ -83,8 +80,23 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
   SPLITSTREAM_ASSIGN_OR_RETURN(pg::Rows db, conn->Exec("SELECT current_database()"));
   emit_opts.encoder.database = std::string(db.text(0, 0));
   conn.reset();
-  SPLITSTREAM_ASSIGN_OR_RETURN(auto emitter, pipeline::KafkaEmitter::Create(
-                                                 std::move(emit_opts), &tracker, &Clock::System()));
+  std::unique_ptr<pipeline::Emitter> emitter;
+  if (cfg.kafka_brokers.empty()) {
+    // Direct mode: the same rows the sink would write, straight into ClickHouse.
+    clickhouse::ClientOptions ch_opts;
+    ch_opts.url = cfg.clickhouse_url;
+    ch_opts.database = cfg.clickhouse_database;
+    SPLITSTREAM_ASSIGN_OR_RETURN(auto client, clickhouse::Client::Create(std::move(ch_opts)));
+    pipeline::ClickHouseEmitterOptions ch_emit;
+    ch_emit.database = cfg.clickhouse_database;
+    ch_emit.encoder = emit_opts.encoder;
+    SPLITSTREAM_ASSIGN_OR_RETURN(
+        emitter, pipeline::ClickHouseEmitter::Create(std::move(ch_emit), std::move(client),
+                                                     &tracker, &Clock::System()));
+  } else {
+    SPLITSTREAM_ASSIGN_OR_RETURN(
+        emitter, pipeline::KafkaEmitter::Create(std::move(emit_opts), &tracker, &Clock::System()));
+  }
   auto cdc = pipeline::Cdc::Create(cdc_opts, emitter.get(), &tracker, &Clock::System());
 
   api::OpsServerOptions ops;
@@ -92,8 +104,15 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
   ops.port = metrics_addr.second;
   ops.metrics = [&cdc] { return pipeline::RenderPrometheus(cdc->Metrics()); };
   SPLITSTREAM_ASSIGN_OR_RETURN(auto ops_server, api::OpsServer::Start(ops));
-  spdlog::info("cdc: metrics on http://{}:{}/metrics; producing to {} with prefix {}",
-               metrics_addr.first, ops_server->port(), cfg.kafka_brokers, cfg.topic_prefix);
+  if (cfg.kafka_brokers.empty()) {
+    spdlog::info(
+        "cdc: metrics on http://{}:{}/metrics; direct mode: writing to ClickHouse "
+        "database {}",
+        metrics_addr.first, ops_server->port(), cfg.clickhouse_database);
+  } else {
+    spdlog::info("cdc: metrics on http://{}:{}/metrics; producing to {} with prefix {}",
+                 metrics_addr.first, ops_server->port(), cfg.kafka_brokers, cfg.topic_prefix);
+  }
 
   std::atomic<bool> stop{false};
   std::thread watcher([&] {

@@ -1,9 +1,11 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.h"
+#include "splitstream/clickhouse/client.h"
 #include "splitstream/core/strings.h"
 #include "splitstream/experiments/migrations.h"
 #include "splitstream/pg/pg.h"
+#include "splitstream/pipeline/clickhouse_writer.h"
 
 namespace splitstream::app {
 
@@ -25,6 +27,13 @@ Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts) {
         auto dropped, experiments::DropEventPartitionsOlderThan(*conn, opts.retention_months));
     for (const auto& name : dropped) spdlog::info("migrate: dropped partition {}", name);
   }
+  // The analytics side: the ClickHouse database and one table per source table (idempotent).
+  clickhouse::ClientOptions ch_opts;
+  ch_opts.url = cfg.clickhouse_url;
+  ch_opts.database = "";
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto ch, clickhouse::Client::Create(std::move(ch_opts)));
+  SPLITSTREAM_RETURN_IF_ERROR(pipeline::MigrateClickHouse(*ch, cfg.clickhouse_database));
+  spdlog::info("migrate: ClickHouse database {} ready", cfg.clickhouse_database);
   return Status::Ok();
 }
 

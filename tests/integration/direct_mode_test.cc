@@ -1,0 +1,485 @@
+// ClickHouse side of the pipeline against the real servers of the test stack:
+//   - ClickHouseWriter on a fresh ClickHouse database: inserts, updates, deletes, a truncate,
+//     a replayed batch and an added column, read back through the deduplicated query;
+//   - direct mode end to end: `splitstream cdc` with no Kafka brokers writes the four
+//     Splitstream tables into ClickHouse; after inserts, updates, deletes, a truncate of every
+//     table, primary-key changes and added columns, each ClickHouse table (deduplicated state)
+//     equals its PostgreSQL table row for row; and again after a kill -9 in the middle of a
+//     stream and a restart.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+
+#include "cdc_harness.h"
+#include "splitstream/clickhouse/client.h"
+#include "splitstream/debezium/decoder.h"
+#include "splitstream/pipeline/clickhouse_writer.h"
+
+namespace splitstream::testing {
+namespace {
+
+using std::chrono::seconds;
+
+std::unique_ptr<clickhouse::Client> NewClickHouse(const std::string& database) {
+  clickhouse::ClientOptions opts;
+  opts.url = Env("SPLITSTREAM_CLICKHOUSE_URL");
+  opts.database = database;
+  auto c = clickhouse::Client::Create(opts);
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+// A fresh ClickHouse database with the analytics schema, dropped afterwards.
+class ClickHouseDatabase {
+ public:
+  ClickHouseDatabase() : name_(UniqueName("chw")) {
+    admin_ = NewClickHouse("");
+    if (!admin_) return;
+    Status st = pipeline::MigrateClickHouse(*admin_, name_);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    // Idempotent.
+    st = pipeline::MigrateClickHouse(*admin_, name_);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
+  ~ClickHouseDatabase() {
+    if (admin_)
+      (void)admin_->Execute("DROP DATABASE IF EXISTS " + clickhouse::QuoteIdentifier(name_));
+  }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::unique_ptr<clickhouse::Client> admin_;
+};
+
+// One compared column: how PostgreSQL and ClickHouse render it as text. Timestamps compare
+// their microseconds and whole seconds (the `c_us` and `c DateTime` columns); floats are
+// re-printed in C++ (shortest round-trip) on both sides.
+struct Compared {
+  std::string pg, ch;
+  bool is_float = false;
+};
+
+Compared Plain(const std::string& c) { return {c + "::text", "toString(" + c + ")"}; }
+Compared Float(const std::string& c) { return {c + "::text", "toString(" + c + ")", true}; }
+Compared Timestamp(const std::string& c) {
+  return {fmt::format("(extract(epoch from {0}) * 1000000)::bigint || '/' || "
+                      "floor(extract(epoch from {0}))::bigint",
+                      c),
+          fmt::format("concat(toString({0}_us), '/', toString(toUnixTimestamp({0})))", c)};
+}
+
+struct TableSpec {
+  std::string name;
+  std::vector<std::string> key;  // ClickHouse ORDER BY columns
+  std::vector<std::string> ch_columns;
+  std::vector<Compared> compared;
+};
+
+std::vector<TableSpec> Tables(bool with_added_columns) {
+  std::vector<TableSpec> t = {
+      {"experiments",
+       {"id"},
+       {"id",
+        "key",
+        "name",
+        "description",
+        "status",
+        "traffic",
+        "layer",
+        "layer_start",
+        "layer_end",
+        "seed",
+        "hash_version",
+        "metrics",
+        "allocation_version",
+        "created_at",
+        "created_at_us",
+        "started_at",
+        "started_at_us",
+        "stopped_at",
+        "stopped_at_us",
+        "updated_at",
+        "updated_at_us"},
+       {Plain("id"), Plain("key"), Plain("name"), Plain("description"), Plain("status"),
+        Float("traffic"), Plain("layer"), Float("layer_start"), Float("layer_end"), Plain("seed"),
+        Plain("hash_version"), Plain("metrics"), Plain("allocation_version"),
+        Timestamp("created_at"), Timestamp("started_at"), Timestamp("stopped_at"),
+        Timestamp("updated_at")}},
+      {"variants",
+       {"id"},
+       {"id", "experiment_id", "key", "weight", "position"},
+       {Plain("id"), Plain("experiment_id"), Plain("key"), Float("weight"), Plain("position")}},
+      {"assignments",
+       {"experiment_id", "user_id"},
+       {"experiment_id", "user_id", "variant_id", "assigned_at", "assigned_at_us"},
+       {Plain("experiment_id"), Plain("user_id"), Plain("variant_id"), Timestamp("assigned_at")}},
+      {"events",
+       {"event_id", "ts_us"},
+       {"event_id", "experiment_id", "variant_id", "user_id", "event_type", "value", "properties",
+        "ts", "ts_us", "received_at", "received_at_us"},
+       {Plain("event_id"), Plain("experiment_id"), Plain("variant_id"), Plain("user_id"),
+        Plain("event_type"), Float("value"), Plain("properties"), Timestamp("ts"),
+        Timestamp("received_at")}},
+  };
+  if (with_added_columns) {
+    // Added in PostgreSQL mid-stream: a timestamptz (typed by the Connect schema) and a text.
+    t[0].ch_columns.insert(t[0].ch_columns.end(), {"archived_at", "archived_at_us"});
+    t[0].compared.push_back(Timestamp("archived_at"));
+    t[1].ch_columns.push_back("note");
+    t[1].compared.push_back(Plain("note"));
+  }
+  return t;
+}
+
+std::string Normalize(const std::optional<std::string>& v, bool is_float) {
+  if (!v) return "\\N";
+  if (!is_float) return *v;
+  double d = std::strtod(v->c_str(), nullptr);
+  return fmt::format("{}", d);
+}
+
+// Every row of the table rendered as one string, sorted: PostgreSQL's current state.
+std::vector<std::string> PgRows(pg::Connection& pg, const TableSpec& t) {
+  std::string select;
+  for (const auto& c : t.compared) select += (select.empty() ? "" : ", ") + c.pg;
+  auto rows = pg.Exec("SELECT " + select + " FROM " + t.name);
+  EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+  std::vector<std::string> out;
+  if (!rows.ok()) return out;
+  for (size_t r = 0; r < rows->size(); ++r) {
+    std::string line;
+    for (size_t c = 0; c < t.compared.size(); ++c) {
+      const auto& v = rows->at(r, c);
+      std::optional<std::string> s;
+      if (v) s = std::string(*v);
+      line += Normalize(s, t.compared[c].is_float) + "\t";
+    }
+    out.push_back(std::move(line));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The deduplicated ClickHouse state rendered the same way.
+Result<std::vector<std::string>> ChRows(clickhouse::Client& ch, const std::string& db,
+                                        const TableSpec& t) {
+  std::string select;
+  for (const auto& c : t.compared) select += (select.empty() ? "" : ", ") + c.ch;
+  std::string sql = "SELECT " + select + " FROM (" +
+                    pipeline::DeduplicatedSelect(db, t.name, t.ch_columns, t.key) + ")";
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto rows, ch.QueryNullableRows(sql));
+  std::vector<std::string> out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < t.compared.size() && c < row.size(); ++c) {
+      line += Normalize(row[c], t.compared[c].is_float) + "\t";
+    }
+    out.push_back(std::move(line));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Waits until every ClickHouse table equals its PostgreSQL table; on timeout reports the
+// first differences.
+void ExpectEventuallyEqual(pg::Connection& pg, clickhouse::Client& ch, const std::string& db,
+                           const std::vector<TableSpec>& tables, seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string report;
+  for (;;) {
+    report.clear();
+    for (const auto& t : tables) {
+      auto want = PgRows(pg, t);
+      auto got = ChRows(ch, db, t);
+      if (!got.ok()) {
+        report += t.name + ": " + got.status().ToString() + "\n";
+        continue;
+      }
+      if (*got == want) continue;
+      std::vector<std::string> missing, extra;
+      std::set_difference(want.begin(), want.end(), got->begin(), got->end(),
+                          std::back_inserter(missing));
+      std::set_difference(got->begin(), got->end(), want.begin(), want.end(),
+                          std::back_inserter(extra));
+      report += fmt::format(
+          "{}: PostgreSQL {} rows, ClickHouse {}; {} missing (e.g. {}), {} extra "
+          "(e.g. {})\n",
+          t.name, want.size(), got->size(), missing.size(), missing.empty() ? "-" : missing[0],
+          extra.size(), extra.empty() ? "-" : extra[0]);
+    }
+    if (report.empty()) return;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  ADD_FAILURE() << "ClickHouse differs from PostgreSQL:\n" << report;
+}
+
+// --- The writer on its own -------------------------------------------------------------
+
+std::string Envelope(std::string_view table, std::string_view op, std::string_view before,
+                     std::string_view after, uint64_t lsn) {
+  return fmt::format(
+      R"({{"before":{},"after":{},"source":{{"version":"3.1.3.Final","connector":"postgresql",)"
+      R"("name":"t","ts_ms":1763633472000,"snapshot":"false","db":"app","sequence":null,)"
+      R"("schema":"public","table":"{}","txId":1,"lsn":{},"xmin":null}},"transaction":null,)"
+      R"("op":"{}","ts_ms":1}})",
+      before, after, table, lsn, op);
+}
+
+TEST(ClickHouseWriterIntegrationTest, ChangesReplaysTruncateAndAnAddedColumn) {
+  ASSERT_FALSE(Env("SPLITSTREAM_CLICKHOUSE_URL").empty())
+      << "SPLITSTREAM_CLICKHOUSE_URL is not set: run through scripts/test";
+  ClickHouseDatabase db;
+  auto ch = NewClickHouse(db.name());
+  ASSERT_TRUE(ch);
+  auto writer = pipeline::ClickHouseWriter::Create(ch.get(), {db.name()});
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  debezium::Decoder decoder;
+  auto add = [&](std::string_view op, std::string_view before, std::string_view after,
+                 uint64_t lsn) {
+    auto rec = decoder.DecodeDebezium("t.public.variants", std::nullopt,
+                                      Envelope("variants", op, before, after, lsn));
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    Status st = (*writer)->Add(*rec);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  };
+  auto variant = [](int id, std::string_view key, double weight) {
+    return fmt::format(R"({{"id":{},"experiment_id":1,"key":"{}","weight":{},"position":{}}})", id,
+                       key, weight, id);
+  };
+  auto state = [&](std::vector<std::string> columns = {"id", "key", "weight"}) {
+    auto rows = ch->QueryRows("SELECT * FROM (" +
+                              pipeline::DeduplicatedSelect(db.name(), "variants", columns, {"id"}) +
+                              ") ORDER BY id");
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    std::string out;
+    if (!rows.ok()) return out;
+    for (const auto& r : *rows) {
+      for (const auto& f : r) out += f + " ";
+      out += "| ";
+    }
+    return out;
+  };
+  add("r", "null", variant(1, "a", 0.5), 100);
+  add("c", "null", variant(2, "b", 0.5), 200);
+  add("c", "null", variant(3, "c", 0.25), 210);
+  add("u", "null", variant(2, "b2", 0.75), 300);
+  add("d", R"({"id":3,"experiment_id":null,"key":null,"weight":null,"position":null})", "null",
+      310);
+  ASSERT_TRUE((*writer)->Flush().ok());
+  const std::string expected = "1 a 0.5 | 2 b2 0.75 | ";
+  EXPECT_EQ(state(), expected);
+
+  // The same batch again (a replay after a crash): no visible change.
+  add("c", "null", variant(2, "b", 0.5), 200);
+  add("c", "null", variant(3, "c", 0.25), 210);
+  add("u", "null", variant(2, "b2", 0.75), 300);
+  add("d", R"({"id":3,"experiment_id":null,"key":null,"weight":null,"position":null})", "null",
+      310);
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_EQ(state(), expected);
+  auto raw = ch->QueryRows("SELECT count() FROM " + db.name() + ".variants");
+  ASSERT_TRUE(raw.ok());
+  EXPECT_GE(std::stoi((*raw)[0][0]), 5);  // the replayed rows are stored, just not visible
+
+  // Truncate at 400: everything before it disappears; a row after it (same key) stays.
+  auto trunc = decoder.DecodeDebezium("t.public.variants", std::nullopt,
+                                      Envelope("variants", "t", "null", "null", 400));
+  ASSERT_TRUE(trunc.ok()) << trunc.status().ToString();
+  ASSERT_TRUE((*writer)->Add(*trunc).ok());
+  add("c", "null", variant(1, "after", 1), 410);
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_EQ(state(), "1 after 1 | ");
+
+  // A new field: ALTER TABLE ADD COLUMN note Nullable(String), visible without a restart; an
+  // older row reads NULL.
+  add("c", "null",
+      R"({"id":5,"experiment_id":1,"key":"e","weight":0.5,"position":5,"note":"hello"})", 420);
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_EQ(state({"id", "key", "note"}), "1 after \\N | 5 e hello | ");
+  EXPECT_EQ((*writer)->rows_written().at("variants"), 11u);
+  EXPECT_EQ((*writer)->rows_written().at("_truncations"), 1u);
+
+  // A second writer (a restarted sink) sees the added column from system.columns.
+  auto again = pipeline::ClickHouseWriter::Create(ch.get(), {db.name()});
+  ASSERT_TRUE(again.ok());
+  auto rec = decoder.DecodeDebezium(
+      "t.public.variants", std::nullopt,
+      Envelope("variants", "u", "null",
+               R"({"id":5,"experiment_id":1,"key":"e","weight":0.5,"position":5,"note":"bye"})",
+               430));
+  ASSERT_TRUE(rec.ok());
+  ASSERT_TRUE((*again)->Add(*rec).ok());
+  ASSERT_TRUE((*again)->Flush().ok());
+  EXPECT_EQ(state({"id", "key", "note"}), "1 after \\N | 5 e bye | ");
+}
+
+// --- Direct mode end to end ------------------------------------------------------------
+
+class DirectModeTest : public CdcFixture {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(Env("SPLITSTREAM_CLICKHOUSE_URL").empty())
+        << "SPLITSTREAM_CLICKHOUSE_URL is not set: run through scripts/test";
+    CdcFixture::SetUp();
+    ch_db_ = std::make_unique<ClickHouseDatabase>();
+    ch_ = NewClickHouse(ch_db_->name());
+    ASSERT_TRUE(ch_);
+  }
+  void TearDown() override {
+    CdcFixture::TearDown();
+    ch_.reset();
+    ch_db_.reset();
+  }
+
+  void StartDirect() {
+    std::vector<std::string> argv = {BinaryPath(),
+                                     "cdc",
+                                     "--slot",
+                                     slot_,
+                                     "--metrics-addr",
+                                     "127.0.0.1:0",
+                                     "--heartbeat-interval-ms",
+                                     "500"};
+    std::map<std::string, std::string> env = {
+        {"SPLITSTREAM_PG_DSN", db_->dsn()},
+        {"SPLITSTREAM_KAFKA_BROKERS", ""},
+        {"SPLITSTREAM_CLICKHOUSE_URL", Env("SPLITSTREAM_CLICKHOUSE_URL")},
+        {"SPLITSTREAM_CLICKHOUSE_DATABASE", ch_db_->name()},
+        {"SPLITSTREAM_TOPIC_PREFIX", prefix_},
+        {"SPLITSTREAM_LOG_LEVEL", "info"},
+    };
+    auto p = Process::Start(argv, env, log_);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    cdc_ = std::make_unique<Process>(std::move(*p));
+  }
+
+  std::unique_ptr<ClickHouseDatabase> ch_db_;
+  std::unique_ptr<clickhouse::Client> ch_;
+};
+
+constexpr const char* kSeed = R"sql(
+INSERT INTO experiments (id, key, name, seed, status, layer, started_at) VALUES
+  (1, 'checkout', 'Checkout', 'checkout', 'running', 'l1', '2026-11-20 10:11:12.345678+00'),
+  (2, 'search', 'Search', 'search', 'draft', NULL, NULL),
+  (3, 'lonely', 'Lonely', 'lonely', 'draft', NULL, NULL);
+INSERT INTO variants (id, experiment_id, key, weight, position) VALUES
+  (1, 1, 'control', 0.5, 0), (2, 1, 'b', 0.5, 1), (3, 2, 'control', 1, 0), (4, 2, 'x', 0.1, 1);
+INSERT INTO assignments (experiment_id, user_id, variant_id, assigned_at) VALUES
+  (1, 'u1', 1, '2026-11-20 10:11:12.345678+00'), (1, 'u2', 2, '2026-11-20 10:11:13+00'),
+  (2, 'u1', 3, now());
+INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, value, properties, ts) VALUES
+  ('00000000-0000-0000-0000-000000000001', 1, 1, 'u1', 'purchase', 12.5, '{"sku": "a\"b"}', now()),
+  ('00000000-0000-0000-0000-000000000002', 1, 2, 'u2', 'view', NULL, '{}', now()),
+  ('00000000-0000-0000-0000-000000000003', 1, 2, 'u2', 'view', 0.1, '{}', now());
+)sql";
+
+// Streamed changes on every table: updates, deletes, primary-key changes, added columns.
+constexpr const char* kChanges = R"sql(
+UPDATE experiments SET status = 'running', traffic = 0.3, started_at = now(), metrics = '["m1"]' WHERE id = 2;
+UPDATE experiments SET id = 30 WHERE id = 3;
+UPDATE variants SET weight = 0.7 WHERE id = 1;
+UPDATE variants SET id = 40 WHERE id = 4;
+DELETE FROM variants WHERE id = 40;
+UPDATE assignments SET variant_id = 2 WHERE experiment_id = 1 AND user_id = 'u1';
+UPDATE assignments SET user_id = 'u1-renamed' WHERE experiment_id = 2 AND user_id = 'u1';
+DELETE FROM assignments WHERE user_id = 'u2';
+UPDATE events SET value = 99.25, properties = '{"k": [1, 2]}' WHERE event_id = '00000000-0000-0000-0000-000000000002';
+UPDATE events SET event_id = '00000000-0000-0000-0000-0000000000ff' WHERE event_id = '00000000-0000-0000-0000-000000000003';
+DELETE FROM events WHERE event_id = '00000000-0000-0000-0000-000000000001';
+ALTER TABLE experiments ADD COLUMN archived_at timestamptz;
+ALTER TABLE variants ADD COLUMN note text;
+UPDATE experiments SET archived_at = '2026-11-21 00:00:00.5+00', description = 'tab	and \ backslash' WHERE id = 1;
+INSERT INTO variants (id, experiment_id, key, weight, position, note) VALUES (5, 2, 'y', 0.2, 2, 'added');
+BEGIN;
+INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, value, ts)
+  SELECT md5('tx' || i)::uuid, 1, 1, 'tx' || i, 'view', i, now() FROM generate_series(1, 500) i;
+UPDATE events SET value = -1 WHERE user_id = 'tx7';
+DELETE FROM events WHERE user_id = 'tx8';
+COMMIT;
+)sql";
+
+// Every table truncated (in one statement), then new rows, some reusing old keys.
+constexpr const char* kTruncateAndRefill = R"sql(
+TRUNCATE events, assignments, variants, experiments;
+INSERT INTO experiments (id, key, name, seed) VALUES (1, 'again', 'Again', 'again');
+INSERT INTO variants (id, experiment_id, key, weight, position, note) VALUES (1, 1, 'control', 1, 0, NULL);
+INSERT INTO assignments (experiment_id, user_id, variant_id) VALUES (1, 'u1', 1);
+INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, ts) VALUES
+  ('00000000-0000-0000-0000-000000000002', 1, 1, 'u1', 'view', now());
+)sql";
+
+TEST_F(DirectModeTest, EveryTableEqualsPostgresThroughChangesTruncateAndKillNine) {
+  Exec(kSeed);
+  StartDirect();
+  // Snapshot.
+  ExpectEventuallyEqual(*sql_, *ch_, ch_db_->name(), Tables(false), seconds(60));
+  ASSERT_FALSE(HasFailure());
+
+  Exec(kChanges);
+  ExpectEventuallyEqual(*sql_, *ch_, ch_db_->name(), Tables(true), seconds(60));
+  ASSERT_FALSE(HasFailure());
+  auto added =
+      ch_->QueryRows("SELECT name, type FROM system.columns WHERE database = " +
+                     clickhouse::QuoteString(ch_db_->name()) +
+                     " AND name IN ('archived_at', 'archived_at_us', 'note') ORDER BY name");
+  ASSERT_TRUE(added.ok());
+  ASSERT_EQ(added->size(), 3u);
+  EXPECT_EQ((*added)[0][1], "Nullable(DateTime)");
+  EXPECT_EQ((*added)[1][1], "Nullable(Int64)");
+  EXPECT_EQ((*added)[2][1], "Nullable(String)");
+
+  Exec(kTruncateAndRefill);
+  ExpectEventuallyEqual(*sql_, *ch_, ch_db_->name(), Tables(true), seconds(60));
+  ASSERT_FALSE(HasFailure());
+
+  // kill -9 in the middle of a stream of 60 000 inserts and updates, then a restart.
+  std::atomic<bool> insert_failed{false};
+  std::atomic<int> batches{0};
+  std::thread load([&] {
+    auto conn = pg::Connection::Open(db_->dsn());
+    if (!conn.ok()) {
+      insert_failed = true;
+      return;
+    }
+    for (int start = 0; start < 60000; start += 2000) {
+      std::string sql = fmt::format(
+          "INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, value, "
+          "ts) SELECT md5('bulk' || i)::uuid, 1, 1, 'bulk' || i, 'view', i, now() FROM "
+          "generate_series({0}, {1}) i; UPDATE events SET value = value + 0.5 WHERE user_id = "
+          "'bulk' || {0}; UPDATE experiments SET traffic = {2} WHERE id = 1",
+          start, start + 1999, (start / 2000 % 10) / 10.0);
+      if (!(*conn)->ExecScript(sql).ok()) insert_failed = true;
+      ++batches;
+    }
+  });
+  // Kill once part of the stream is in ClickHouse.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(120);
+  for (;;) {
+    auto n = ch_->QueryRows("SELECT count() FROM " + clickhouse::QuoteIdentifier(ch_db_->name()) +
+                            ".events WHERE user_id LIKE 'bulk%'");
+    if (n.ok() && !n->empty() && std::stoll((*n)[0][0]) >= 10000) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the stream never reached ClickHouse";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  cdc_->Signal(SIGKILL);
+  ASSERT_EQ(cdc_->Wait(seconds(30)).value_or(-1), 128 + SIGKILL);
+  std::fprintf(stderr, "kill -9 after %d of 30 load transactions\n", batches.load());
+  StartDirect();
+  load.join();
+  ASSERT_FALSE(insert_failed.load());
+  ExpectEventuallyEqual(*sql_, *ch_, ch_db_->name(), Tables(true), seconds(180));
+  auto stored = ch_->QueryRows("SELECT count() FROM " +
+                               clickhouse::QuoteIdentifier(ch_db_->name()) + ".events");
+  ASSERT_TRUE(stored.ok());
+  std::fprintf(stderr, "events: %s rows stored (replays included) for the deduplicated state\n",
+               (*stored)[0][0].c_str());
+  EXPECT_EQ(StopCdc(), 0);
+}
+
+}  // namespace
+}  // namespace splitstream::testing
