@@ -78,30 +78,24 @@ Status MigrateClickHouse(clickhouse::Client& client, const std::string& database
 
 std::string DeduplicatedSelect(const std::string& database, const std::string& table,
                                const std::vector<std::string>& columns,
-                               const std::vector<std::string>& key) {
+                               const std::vector<std::string>& /*key*/) {
   const std::string qualified = QuoteIdentifier(database) + "." + QuoteIdentifier(table);
-  std::string key_list, inner, outer;
-  for (const std::string& k : key) {
-    if (!key_list.empty()) key_list += ", ";
-    key_list += QuoteIdentifier(k);
-  }
+  std::string list;
+  bool has_deleted = false;
   for (const std::string& c : columns) {
-    if (!outer.empty()) outer += ", ";
-    outer += QuoteIdentifier(c);
-    bool is_key = false;
-    for (const std::string& k : key) is_key = is_key || k == c;
-    if (is_key) continue;
-    // Aliased to the column's own name: 18.16 and current releases accept it as long as no
-    // other aggregate reads that column (only _version and _deleted are read twice).
-    inner += fmt::format(", argMax({0}, _version) AS {0}", QuoteIdentifier(c));
+    if (!list.empty()) list += ", ";
+    list += QuoteIdentifier(c);
+    has_deleted = has_deleted || c == "_deleted";
   }
-  // Rows at or below the latest truncation never count, so they are filtered before grouping;
-  // the deleted flag is the latest row's, so it is filtered after.
+  // FINAL keeps the highest _version per ORDER BY key (4x faster than argMax grouping on
+  // 2.5 M rows, README). Rows at or below the latest truncation never count, so that filter
+  // may run before the merge; the deleted flag must be the surviving row's, so it is read
+  // outside the FINAL subquery (as PREWHERE, before the merge, it would resurrect older rows).
   return fmt::format(
-      "SELECT {} FROM (SELECT {}{}, argMax(_deleted, _version) AS _dedup_deleted FROM {} "
-      "WHERE _version > (SELECT max(version) FROM {}._truncations WHERE `table` = {}) "
-      "GROUP BY {}) WHERE _dedup_deleted = 0",
-      outer, key_list, inner, qualified, QuoteIdentifier(database), QuoteString(table), key_list);
+      "SELECT {0} FROM (SELECT {0}{1} FROM {2} FINAL WHERE _version > (SELECT "
+      "max(version) FROM {3}._truncations WHERE `table` = {4})) WHERE _deleted = 0",
+      list, has_deleted ? "" : ", _deleted", qualified, QuoteIdentifier(database),
+      QuoteString(table));
 }
 
 }  // namespace splitstream::pipeline

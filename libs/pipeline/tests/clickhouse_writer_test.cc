@@ -397,6 +397,16 @@ TEST(ClickHouseSchemaTest, StatementsCreateEveryTableIdempotently) {
   EXPECT_NE(sql[1].find("ReplacingMergeTree(_version)"), std::string::npos);
 }
 
+TEST(ClickHouseSchemaTest, DeduplicatedSelectFiltersDeletedRowsAfterFinal) {
+  EXPECT_EQ(DeduplicatedSelect("db", "variants", {"id", "key"}, {"id"}),
+            "SELECT `id`, `key` FROM (SELECT `id`, `key`, _deleted FROM `db`.`variants` FINAL "
+            "WHERE _version > (SELECT max(version) FROM `db`._truncations WHERE `table` = "
+            "'variants')) WHERE _deleted = 0");
+  // Asking for _deleted does not select it twice.
+  EXPECT_EQ(DeduplicatedSelect("db", "t", {"id", "_deleted"}, {"id"}).find("_deleted, _deleted"),
+            std::string::npos);
+}
+
 // The emitter: rows are acknowledged only after ClickHouse accepted them.
 class EmitterTest : public ::testing::Test {
  protected:

@@ -92,12 +92,12 @@ Status MigrateClickHouse(clickhouse::Client& client, const std::string& database
 // The CREATE statements MigrateClickHouse runs, in order (the database first).
 std::vector<std::string> ClickHouseSchemaStatements(const std::string& database);
 
-// A subquery (without surrounding parentheses) that yields the deduplicated state of `table`:
-// for each primary key the row with the highest _version, without deleted rows and without
-// rows at or below the table's latest truncation. `columns` are the selected columns (SQL
-// text, e.g. "id, key"); `key` the table's ORDER BY columns ("id", "experiment_id, user_id").
-// Uses argMax grouping, which 18.16 evaluates correctly (FINAL with a WHERE on _deleted may
-// filter before merging when ClickHouse moves the condition to PREWHERE).
+// A query (without surrounding parentheses) that yields the deduplicated state of `table`:
+// for each ORDER BY key the row with the highest _version, without deleted rows and without
+// rows at or below the table's latest truncation. `columns` are column names (quoted here);
+// `key` (the ORDER BY columns) is unused by the FINAL form and kept for an argMax form.
+// Reads `_deleted` outside the FINAL subquery: as a PREWHERE (before the merge) it would
+// bring back superseded rows (measured on 18.16). Runs on 18.16 and current releases.
 std::string DeduplicatedSelect(const std::string& database, const std::string& table,
                                const std::vector<std::string>& columns,
                                const std::vector<std::string>& key);
