@@ -38,12 +38,27 @@ struct CdcCommandOptions {
   std::string metrics_addr = "127.0.0.1:9187";
 };
 
+struct SinkCommandOptions {
+  std::string to = "clickhouse";  // clickhouse | files:DIR
+  std::string group;              // empty: clickhouse-consumer, or files-archive for files:DIR
+  std::vector<std::string> topics;  // empty: ^{prefix}\.public\..*
+  uint64_t batch_rows = 10000;
+  uint64_t batch_bytes = 64ull << 20;
+  int64_t flush_ms = 1000;
+  std::string reset_offsets;  // "", earliest or an ISO-8601 timestamp
+  std::string dlq_topic;      // empty: {prefix}.dlq
+  std::string metrics_addr = "127.0.0.1:9188";
+};
+
 // Serves the HTTP API until SIGTERM or SIGINT, then shuts down gracefully.
 Status RunServe(const config::Config& cfg);
 // Applies migrations and maintains the partitions of events.
 Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts);
 // Streams PostgreSQL changes to Kafka as Debezium change events until SIGTERM or SIGINT.
 Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts);
+// Consumes the change topics into ClickHouse (or hourly JSON-lines files) until SIGTERM or
+// SIGINT, committing Kafka offsets only after the rows are written.
+Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts);
 // Creates (or reuses), starts and drives an experiment through the HTTP API.
 Status RunLoadgen(const config::Config& cfg, const LoadgenOptions& opts);
 

@@ -88,6 +88,32 @@ int main(int argc, char** argv) {
   cdc->add_option("--metrics-addr", cdc_opts.metrics_addr, "host:port of /metrics (port 0: any)")
       ->capture_default_str();
 
+  splitstream::app::SinkCommandOptions sink_opts;
+  auto* sink = app.add_subcommand(
+      "sink", "consume the change topics into ClickHouse, or archive them as JSON-lines files");
+  AddSettingFlag(sink, flags, "--kafka-brokers", "kafka_brokers", "Kafka bootstrap servers");
+  AddSettingFlag(sink, flags, "--topic-prefix", "topic_prefix", "Debezium topic.prefix");
+  AddSettingFlag(sink, flags, "--clickhouse-url", "clickhouse_url", "ClickHouse HTTP endpoint");
+  AddSettingFlag(sink, flags, "--clickhouse-database", "clickhouse_database",
+                 "analytics database");
+  sink->add_option("--to", sink_opts.to, "clickhouse, or files:DIR for hourly JSON-lines files")
+      ->capture_default_str();
+  sink->add_option("--group", sink_opts.group,
+                   "consumer group (default clickhouse-consumer; files-archive for files:DIR)");
+  sink->add_option("--topics", sink_opts.topics,
+                   "topic names or ^regex patterns (repeatable; default ^{prefix}\\.public\\..*)");
+  sink->add_option("--batch-rows", sink_opts.batch_rows, "flush at this many buffered rows")
+      ->capture_default_str();
+  sink->add_option("--batch-bytes", sink_opts.batch_bytes, "flush at this many buffered bytes")
+      ->capture_default_str();
+  sink->add_option("--flush-ms", sink_opts.flush_ms, "flush a batch at most this old")
+      ->capture_default_str();
+  sink->add_option("--reset-offsets", sink_opts.reset_offsets,
+                   "reprocess from earliest or from an ISO-8601 timestamp (results unchanged)");
+  sink->add_option("--dlq-topic", sink_opts.dlq_topic, "dead-letter topic (default {prefix}.dlq)");
+  sink->add_option("--metrics-addr", sink_opts.metrics_addr, "host:port of /metrics (port 0: any)")
+      ->capture_default_str();
+
   splitstream::app::LoadgenOptions loadgen_opts;
   auto* loadgen = app.add_subcommand(
       "loadgen", "simulate an experiment with a known true effect through the HTTP API");
@@ -118,6 +144,8 @@ int main(int argc, char** argv) {
     st = splitstream::app::RunMigrate(*cfg, migrate_opts);
   } else if (cdc->parsed()) {
     st = splitstream::app::RunCdc(*cfg, cdc_opts);
+  } else if (sink->parsed()) {
+    st = splitstream::app::RunSink(*cfg, sink_opts);
   } else if (loadgen->parsed()) {
     st = splitstream::app::RunLoadgen(*cfg, loadgen_opts);
   }

@@ -56,6 +56,10 @@ Status MakeDirs(const std::filesystem::path& dir) {
 
 }  // namespace
 
+std::unique_ptr<SinkTarget> MakeFileArchive(std::string dir, Clock* clock) {
+  return std::make_unique<FileArchive>(std::move(dir), clock);
+}
+
 std::string FileArchive::RelativePath(std::string_view topic, int64_t timestamp_ms) {
   time_t seconds = static_cast<time_t>(timestamp_ms >= 0 ? timestamp_ms / 1000 : 0);
   struct tm tm {};

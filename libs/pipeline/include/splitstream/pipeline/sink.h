@@ -90,6 +90,12 @@ class ChangeTarget final : public SinkTarget {
   debezium::Decoder decoder_;
 };
 
+// The `--to files:DIR` target: hourly JSON-lines files DIR/{topic}/{YYYY-MM-DD}/{HH}.jsonl, one
+// line {"topic","partition","offset","timestamp_ms","key","value"} per message, fsynced on
+// Flush (see src/file_archive.h for the exact format and the restart caveat). `clock` must
+// outlive the target.
+std::unique_ptr<SinkTarget> MakeFileArchive(std::string dir, Clock* clock);
+
 struct SinkOptions {
   std::string dlq_topic;  // "{prefix}.dlq"; empty: poison messages fail the sink instead
   size_t batch_rows = 10000;

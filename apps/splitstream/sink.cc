@@ -1,0 +1,244 @@
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cctype>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <thread>
+
+#include "commands.h"
+#include "splitstream/api/ops_server.h"
+#include "splitstream/clickhouse/client.h"
+#include "splitstream/kafka/kafka.h"
+#include "splitstream/pipeline/clickhouse_writer.h"
+#include "splitstream/pipeline/sink.h"
+
+namespace splitstream::app {
+namespace {
+
+// pipeline::ClickHouseWriter behind the sink's ChangeWriter interface.
+class ClickHouseChangeWriter final : public pipeline::ChangeWriter {
+ public:
+  explicit ClickHouseChangeWriter(std::unique_ptr<pipeline::ClickHouseWriter> writer)
+      : writer_(std::move(writer)) {}
+  Status Add(const debezium::ChangeRecord& change) override { return writer_->Add(change); }
+  size_t buffered_rows() const override { return writer_->buffered_rows(); }
+  size_t buffered_bytes() const override { return writer_->buffered_bytes(); }
+  Status Flush() override { return writer_->Flush(); }
+  std::map<std::string, uint64_t> rows_written() const override { return writer_->rows_written(); }
+
+ private:
+  std::unique_ptr<pipeline::ClickHouseWriter> writer_;
+};
+
+Result<std::pair<std::string, uint16_t>> HostPort(const std::string& addr) {
+  auto colon = addr.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos && colon > 0) {
+    try {
+      port = std::stoi(addr.substr(colon + 1));
+    } catch (...) {
+    }
+  }
+  if (port < 0 || port > 65535) {
+    return Status::InvalidArgument("expected host:port, got \"" + addr + "\"", "metrics_addr");
+  }
+  return std::make_pair(addr.substr(0, colon), static_cast<uint16_t>(port));
+}
+
+// "2026-11-20T10:11:12Z", "2026-11-20T10:11:12.345+01:00", "2026-11-20 10:11:12" (UTC) or
+// "2026-11-20" → milliseconds since the epoch.
+Result<int64_t> ParseIsoMillis(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, n = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3) {
+    return Status::InvalidArgument(
+        "expected earliest or an ISO-8601 timestamp, got \"" + text + "\"", "reset_offsets");
+  }
+  size_t pos = static_cast<size_t>(n);
+  int64_t millis = 0;
+  if (pos < text.size() && (text[pos] == 'T' || text[pos] == ' ')) {
+    int m = 0;
+    if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d:%2d%n", &h, &mi, &s, &m) != 3) {
+      return Status::InvalidArgument("bad time in \"" + text + "\"", "reset_offsets");
+    }
+    pos += 1 + m;
+    if (pos < text.size() && text[pos] == '.') {
+      int64_t scale = 100;
+      for (++pos; pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])); ++pos) {
+        millis += (text[pos] - '0') * scale;
+        scale /= 10;
+      }
+    }
+  }
+  int64_t offset_s = 0;
+  if (pos < text.size() && text[pos] == 'Z') {
+    ++pos;
+  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+    int oh = 0, om = 0;
+    if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2) {
+      return Status::InvalidArgument("bad UTC offset in \"" + text + "\"", "reset_offsets");
+    }
+    offset_s = (text[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    pos += 6;
+  }
+  if (pos != text.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
+    return Status::InvalidArgument("bad timestamp \"" + text + "\"", "reset_offsets");
+  }
+  struct tm tm {};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  return (static_cast<int64_t>(timegm(&tm)) - offset_s) * 1000 + millis;
+}
+
+std::string EscapeRegex(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
+  if (cfg.kafka_brokers.empty()) {
+    return Status::FailedPrecondition(
+        "SPLITSTREAM_KAFKA_BROKERS is empty: the sink reads Kafka (in direct mode `splitstream "
+        "cdc` writes to ClickHouse itself)");
+  }
+  const bool to_files = opts.to.rfind("files:", 0) == 0;
+  if (!to_files && opts.to != "clickhouse") {
+    return Status::InvalidArgument("expected clickhouse or files:DIR, got \"" + opts.to + "\"",
+                                   "to");
+  }
+  pipeline::SinkOptions sink_opts;
+  sink_opts.batch_rows = opts.batch_rows;
+  sink_opts.batch_bytes = opts.batch_bytes;
+  sink_opts.flush_interval = std::chrono::milliseconds(opts.flush_ms);
+  if (opts.reset_offsets == "earliest") {
+    sink_opts.reset = kafka::ResetPolicy::kEarliest;
+  } else if (!opts.reset_offsets.empty()) {
+    SPLITSTREAM_ASSIGN_OR_RETURN(sink_opts.reset_timestamp_ms, ParseIsoMillis(opts.reset_offsets));
+    sink_opts.reset = kafka::ResetPolicy::kTimestamp;
+  }
+  if (!to_files)
+    sink_opts.dlq_topic = opts.dlq_topic.empty() ? cfg.topic_prefix + ".dlq" : opts.dlq_topic;
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto metrics_addr, HostPort(opts.metrics_addr));
+
+  kafka::ConsumerOptions consumer_opts;
+  consumer_opts.brokers = cfg.kafka_brokers;
+  consumer_opts.group_id = !opts.group.empty() ? opts.group
+                           : to_files          ? "files-archive"
+                                               : "clickhouse-consumer";
+  consumer_opts.subscriptions = opts.topics;
+  if (consumer_opts.subscriptions.empty()) {
+    consumer_opts.subscriptions = {"^" + EscapeRegex(cfg.topic_prefix) + "\\.public\\..*"};
+  }
+  // New topics matching the pattern (a table's first change) are found on metadata refresh.
+  consumer_opts.overrides["topic.metadata.refresh.interval.ms"] = "2000";
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("sink: {} received, stopping", strsignal(sig));
+    stop = true;
+  });
+  auto release_watcher = [&] {
+    if (!stop.load()) pthread_kill(watcher.native_handle(), SIGTERM);
+    watcher.join();
+  };
+
+  std::unique_ptr<clickhouse::Client> client;
+  std::unique_ptr<pipeline::ChangeWriter> change_writer;
+  std::unique_ptr<pipeline::SinkTarget> target;
+  if (to_files) {
+    target = pipeline::MakeFileArchive(opts.to.substr(6), &Clock::System());
+  } else {
+    clickhouse::ClientOptions ch;
+    ch.url = cfg.clickhouse_url;
+    ch.database = "";
+    auto c = clickhouse::Client::Create(ch);
+    if (!c.ok()) {
+      release_watcher();
+      return c.status();
+    }
+    client = std::move(*c);
+    // ClickHouse may still be starting: wait for it rather than fail.
+    auto backoff = std::chrono::milliseconds(100);
+    while (true) {
+      auto w = pipeline::ClickHouseWriter::Create(client.get(), {cfg.clickhouse_database});
+      if (w.ok()) {
+        change_writer = std::make_unique<ClickHouseChangeWriter>(std::move(*w));
+        break;
+      }
+      if (w.status().code() != StatusCode::kUnavailable || stop.load()) {
+        release_watcher();
+        return w.status();
+      }
+      spdlog::warn("sink: ClickHouse not reachable, retrying in {} ms: {}", backoff.count(),
+                   w.status().ToString());
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+    }
+    target = std::make_unique<pipeline::ChangeTarget>(change_writer.get());
+    std::vector<std::string> dlq = {sink_opts.dlq_topic};
+    Status created = kafka::CreateTopics(cfg.kafka_brokers, dlq, 1, 1, std::chrono::seconds(10));
+    if (!created.ok()) spdlog::warn("sink: creating {}: {}", dlq[0], created.ToString());
+  }
+
+  auto make_consumer = [&](kafka::PartitionsCallback on_assigned,
+                           kafka::PartitionsCallback on_revoked) {
+    kafka::ConsumerOptions o = consumer_opts;
+    o.on_assigned = std::move(on_assigned);
+    o.on_revoked = std::move(on_revoked);
+    return kafka::Consumer::Create(std::move(o));
+  };
+  auto make_producer = [&](kafka::Producer::DeliveryCallback cb) {
+    kafka::ProducerOptions o;
+    o.brokers = cfg.kafka_brokers;
+    o.client_id = "splitstream-sink-dlq";
+    return kafka::Producer::Create(std::move(o), std::move(cb));
+  };
+  auto sink = pipeline::Sink::Create(sink_opts, target.get(), make_consumer, make_producer,
+                                     &Clock::System());
+  if (!sink.ok()) {
+    release_watcher();
+    return sink.status();
+  }
+
+  api::OpsServerOptions ops;
+  ops.host = metrics_addr.first;
+  ops.port = metrics_addr.second;
+  const std::string metric_prefix = to_files ? "splitstream_archive" : "splitstream_sink";
+  ops.metrics = [&sink, &metric_prefix] {
+    return pipeline::RenderPrometheus((*sink)->Metrics(), metric_prefix);
+  };
+  auto ops_server = api::OpsServer::Start(ops);
+  if (!ops_server.ok()) {
+    release_watcher();
+    return ops_server.status();
+  }
+  spdlog::info("sink: metrics on http://{}:{}/metrics; group {} reading {} into {}",
+               metrics_addr.first, (*ops_server)->port(), consumer_opts.group_id,
+               consumer_opts.subscriptions[0], to_files ? opts.to : cfg.clickhouse_database);
+
+  Status st = (*sink)->Run(stop);
+  release_watcher();
+  (*ops_server)->Shutdown();
+  return st;
+}
+
+}  // namespace splitstream::app
