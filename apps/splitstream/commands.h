@@ -2,11 +2,20 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "splitstream/config/config.h"
+#include "splitstream/core/result.h"
 #include "splitstream/core/status.h"
+
+namespace splitstream::api {
+class ResultsProvider;
+}
+namespace splitstream::experiments {
+class Service;
+}
 
 namespace splitstream::app {
 
@@ -49,6 +58,21 @@ struct SinkCommandOptions {
   std::string dlq_topic;      // empty: {prefix}.dlq
   std::string metrics_addr = "127.0.0.1:9188";
 };
+
+struct ResultsCommandOptions {
+  std::string experiment;
+  std::string format = "table";  // table | json | csv
+  int64_t cuped_hours = 14 * 24;  // CUPED pre-exposure window; 0: off
+  bool sequential = false;        // always-valid intervals and p-values
+};
+
+// Prints the results of one experiment (definition from PostgreSQL, data from ClickHouse).
+Status RunResults(const config::Config& cfg, const ResultsCommandOptions& opts);
+// The provider of GET /v1/experiments/{key}/results for `serve`: definitions from `service`
+// (borrowed), data from ClickHouse at cfg.clickhouse_url / clickhouse_database. Connects
+// lazily: without ClickHouse the route answers 503.
+Result<std::unique_ptr<api::ResultsProvider>> MakeResultsProvider(const config::Config& cfg,
+                                                                 experiments::Service* service);
 
 // Serves the HTTP API until SIGTERM or SIGINT, then shuts down gracefully.
 Status RunServe(const config::Config& cfg);

@@ -114,6 +114,23 @@ int main(int argc, char** argv) {
   sink->add_option("--metrics-addr", sink_opts.metrics_addr, "host:port of /metrics (port 0: any)")
       ->capture_default_str();
 
+  splitstream::app::ResultsCommandOptions results_opts;
+  auto* results = app.add_subcommand(
+      "results", "print an experiment's results (definition: PostgreSQL, data: ClickHouse)");
+  AddSettingFlag(results, flags, "--clickhouse-url", "clickhouse_url", "ClickHouse HTTP endpoint");
+  AddSettingFlag(results, flags, "--clickhouse-database", "clickhouse_database",
+                 "analytics database");
+  results->add_option("experiment", results_opts.experiment, "experiment key")->required();
+  results->add_option("--format", results_opts.format, "table|json|csv")
+      ->check(CLI::IsMember({"table", "json", "csv"}))
+      ->capture_default_str();
+  results
+      ->add_option("--cuped-hours", results_opts.cuped_hours,
+                   "CUPED pre-exposure window in hours (0: off)")
+      ->capture_default_str();
+  results->add_flag("--sequential", results_opts.sequential,
+                    "always-valid (sequential) intervals and p-values");
+
   splitstream::app::LoadgenOptions loadgen_opts;
   auto* loadgen = app.add_subcommand(
       "loadgen", "simulate an experiment with a known true effect through the HTTP API");
@@ -146,6 +163,8 @@ int main(int argc, char** argv) {
     st = splitstream::app::RunCdc(*cfg, cdc_opts);
   } else if (sink->parsed()) {
     st = splitstream::app::RunSink(*cfg, sink_opts);
+  } else if (results->parsed()) {
+    st = splitstream::app::RunResults(*cfg, results_opts);
   } else if (loadgen->parsed()) {
     st = splitstream::app::RunLoadgen(*cfg, loadgen_opts);
   }

@@ -31,6 +31,8 @@ Status RunServe(const config::Config& cfg) {
   service_opts.conninfo = cfg.pg_dsn;
   SPLITSTREAM_ASSIGN_OR_RETURN(auto service,
                                experiments::Service::Create(pool.get(), service_opts));
+  // Results come from ClickHouse; the client connects lazily, so serve starts without it.
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto results, MakeResultsProvider(cfg, service.get()));
   api::ServerOptions server_opts;
   server_opts.host = host_port.first;
   server_opts.port = host_port.second;
@@ -38,6 +40,7 @@ Status RunServe(const config::Config& cfg) {
   server_opts.max_body_bytes = static_cast<size_t>(cfg.max_body_bytes);
   server_opts.admin_token = cfg.admin_token;
   server_opts.client_token = cfg.client_token;
+  server_opts.results = results.get();
   SPLITSTREAM_ASSIGN_OR_RETURN(auto server,
                                api::Server::Start(server_opts, service.get(), pool.get()));
   spdlog::info("serve: listening on http://{}:{} ({} PostgreSQL connections)", host_port.first,
