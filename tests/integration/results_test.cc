@@ -135,6 +135,7 @@ class ResultsTest : public ::testing::Test {
   std::unique_ptr<ResultsEngine> Engine(int64_t cuped_hours = 0) {
     EngineOptions eo;
     eo.cuped_pre_window_hours = cuped_hours;
+    eo.dedup = dedup_;
     auto engine = ResultsEngine::Create(options_, eo);
     EXPECT_TRUE(engine.ok()) << engine.status().ToString();
     return engine.ok() ? std::move(*engine) : nullptr;
@@ -151,6 +152,9 @@ class ResultsTest : public ::testing::Test {
     return e;
   }
 
+  void CheckConversionMeanAndQuantile();
+
+  Dedup dedup_ = Dedup::kFinal;
   std::string database_;
   clickhouse::ClientOptions options_;
   std::unique_ptr<clickhouse::Client> admin_, ch_;
@@ -241,6 +245,15 @@ void ExpectNear(double actual, double expected, double rel = 1e-9) {
 }
 
 TEST_F(ResultsTest, ConversionMeanAndQuantileMatchIndependentFigures) {
+  CheckConversionMeanAndQuantile();
+}
+
+TEST_F(ResultsTest, ConversionMeanAndQuantileWithArgMaxDedup) {
+  dedup_ = Dedup::kArgMax;
+  CheckConversionMeanAndQuantile();
+}
+
+void ResultsTest::CheckConversionMeanAndQuantile() {
   Rows rows;
   Truth truth = Populate(rows);
   ASSERT_NO_FATAL_FAILURE(Insert(rows));

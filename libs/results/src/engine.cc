@@ -83,6 +83,7 @@ Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& 
   ExperimentQuery q;
   q.experiment_id = e.id.value();
   q.cuped_pre_window_hours = out.cuped ? options_.cuped_pre_window_hours : 0;
+  q.dedup = options_.dedup;
   for (const experiments::Variant& v : e.variants) {
     q.variant_ids.push_back(v.id.value());
     out.variants.push_back({v.id.value(), v.key, v.weight, 0});

@@ -95,7 +95,8 @@ std::vector<std::string> EventTypes(const ExperimentQuery& q) {
 // Events joined to their user's exposure: user_id, event_type, value, ts_us, v, exposed_us.
 std::string JoinedEvents(const ExperimentQuery& q) {
   return fmt::format("({}) ALL INNER JOIN ({}) USING user_id",
-                     EventsSql(q.experiment_id, EventTypes(q)), ExposuresSql(q.experiment_id));
+                     EventsSql(q.experiment_id, EventTypes(q), q.dedup),
+                     ExposuresSql(q.experiment_id, q.dedup));
 }
 
 }  // namespace
@@ -128,7 +129,15 @@ std::vector<std::string> MetricColumns(const MetricQuery& metric, bool cuped) {
   return cols;
 }
 
-std::string ExposuresSql(int64_t experiment_id) {
+std::string ExposuresSql(int64_t experiment_id, Dedup dedup) {
+  if (dedup == Dedup::kFinal) {
+    // experiment_id is part of the key, so filtering it before the merge is safe.
+    return fmt::format(
+        "SELECT user_id, variant_id AS v, assigned_at_us AS exposed_us FROM "
+        "(SELECT user_id, variant_id, assigned_at_us, _deleted FROM assignments FINAL "
+        "WHERE experiment_id = {} AND {}) WHERE _deleted = 0",
+        experiment_id, AfterTruncation("assignments"));
+  }
   // argMax over a tuple: a Nullable argument would make the aggregate skip NULLs, a tuple is
   // taken whole. The latest version decides, including its _deleted flag.
   return fmt::format(
@@ -139,7 +148,8 @@ std::string ExposuresSql(int64_t experiment_id) {
       experiment_id, AfterTruncation("assignments"));
 }
 
-std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& event_types) {
+std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& event_types,
+                      Dedup dedup) {
   std::string types;
   for (const std::string& t : event_types) {
     if (!types.empty()) types += ", ";
@@ -147,6 +157,15 @@ std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& eve
   }
   std::string filter = fmt::format("experiment_id = {}", experiment_id);
   if (!types.empty()) filter += fmt::format(" AND event_type IN ({})", types);
+  if (dedup == Dedup::kFinal) {
+    // The inner filter may run before the merge (it keeps every delete marker, so the latest
+    // row of each key survives it); the outer one runs after it.
+    return fmt::format(
+        "SELECT user_id, event_type, value, ts_us FROM "
+        "(SELECT user_id, event_type, value, ts_us, experiment_id, _deleted FROM events FINAL "
+        "WHERE (({}) OR _deleted = 1) AND {}) WHERE experiment_id = {} AND _deleted = 0",
+        filter, AfterTruncation("events"), experiment_id);
+  }
   return fmt::format(
       "SELECT tupleElement(t, 1) AS user_id, tupleElement(t, 2) AS event_type, "
       "tupleElement(t, 3) AS value, ts_us FROM "
@@ -214,7 +233,7 @@ Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
   std::string counts = fmt::format(
       "SELECT variant_id, users FROM (SELECT arrayJoin([{}]) AS variant_id) ANY LEFT JOIN "
       "(SELECT v AS variant_id, count() AS users FROM ({}) GROUP BY v) USING variant_id",
-      ids, ExposuresSql(q.experiment_id));
+      ids, ExposuresSql(q.experiment_id, q.dedup));
   std::string columns;
   for (const std::string& c : outer) columns += ", " + c;
   if (q.metrics.empty()) {

@@ -25,8 +25,23 @@ size_t Count(const std::string& s, std::string_view needle) {
   return n;
 }
 
-TEST(SqlTest, MainQueryReadsDeduplicatedState) {
+TEST(SqlTest, FinalFiltersAfterTheMerge) {
   auto sql = BuildMainQuery(Query());
+  ASSERT_TRUE(sql.ok());
+  EXPECT_NE(sql->find("FROM events FINAL WHERE ((experiment_id = 7 AND event_type IN"),
+            std::string::npos);
+  EXPECT_NE(sql->find(") OR _deleted = 1) AND _version > (SELECT max(version) FROM _truncations "
+                      "WHERE `table` = 'events')) WHERE experiment_id = 7 AND _deleted = 0"),
+            std::string::npos)
+      << *sql;
+  EXPECT_NE(sql->find("FROM assignments FINAL WHERE experiment_id = 7"), std::string::npos);
+  EXPECT_EQ(sql->find("argMax"), std::string::npos);
+}
+
+TEST(SqlTest, MainQueryReadsDeduplicatedState) {
+  ExperimentQuery argmax = Query();
+  argmax.dedup = Dedup::kArgMax;
+  auto sql = BuildMainQuery(argmax);
   ASSERT_TRUE(sql.ok()) << sql.status().ToString();
   // Latest version per key, deletes and truncated rows excluded, for both fact tables.
   EXPECT_NE(sql->find("argMax(tuple(variant_id, assigned_at_us, _deleted), _version)"),

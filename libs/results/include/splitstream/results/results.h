@@ -24,6 +24,7 @@
 #include "splitstream/core/result.h"
 #include "splitstream/experiments/model.h"
 #include "splitstream/experiments/service.h"
+#include "splitstream/results/sql.h"
 #include "splitstream/stats/analysis.h"
 
 namespace splitstream::results {
@@ -34,7 +35,8 @@ struct EngineOptions {
   // off (and the pre-period aggregates are not computed at all).
   int64_t cuped_pre_window_hours = 14 * 24;
   double srm_threshold = 0.001;
-  Clock* clock = nullptr;  // for the data age; nullptr: Clock::System()
+  Dedup dedup = Dedup::kFinal;  // how queries deduplicate (sql.h)
+  Clock* clock = nullptr;       // for the data age; nullptr: Clock::System()
 };
 
 struct VariantResult {

@@ -28,6 +28,8 @@ struct MetricQuery {
   std::optional<int64_t> window_hours;  // window after exposure; none: no end
 };
 
+enum class Dedup { kFinal, kArgMax };
+
 struct ExperimentQuery {
   int64_t experiment_id = 0;
   std::vector<int64_t> variant_ids;  // control first
@@ -35,6 +37,9 @@ struct ExperimentQuery {
   // CUPED: also compute each conversion/mean/count metric in this many hours before the
   // user's exposure. 0 disables.
   int64_t cuped_pre_window_hours = 0;
+  // How the latest version per key is found: FINAL (the default: about 4x faster on 18.16,
+  // bench/results) or argMax grouping.
+  Dedup dedup = Dedup::kFinal;
 };
 
 // Which aggregates the main query returns for a metric, in column order after `variant_id`
@@ -45,11 +50,14 @@ bool CupedApplies(stats::MetricKind kind);
 
 // The subquery of exposures: user_id, v (variant id), exposed_us (assigned_at_us), from the
 // deduplicated assignments of the experiment.
-std::string ExposuresSql(int64_t experiment_id);
+std::string ExposuresSql(int64_t experiment_id, Dedup dedup = Dedup::kFinal);
 // The subquery of the experiment's live events of the given types: user_id, event_type,
 // value, ts_us. Deduplicated per (event_id, ts_us). Rows with _deleted = 1 of any experiment
 // enter the grouping, because a delete may carry only the key columns.
-std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& event_types);
+// With FINAL, the experiment and _deleted filters are applied after the merge (outside the
+// FINAL subquery): a PREWHERE before the merge would drop a delete marker and resurrect the row.
+std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& event_types,
+                      Dedup dedup = Dedup::kFinal);
 
 // The main query: one row per variant id of `q` (variants without exposures too):
 //   variant_id, users, MetricColumns(metric 0)..., MetricColumns(metric n-1)..., fresh_ms
