@@ -1,0 +1,184 @@
+// results_bench: generates an experiment with N users and M events in ClickHouse (INSERT ...
+// SELECT FROM numbers()), then times, in the same run, (1) ResultsEngine::Compute with FINAL
+// and with argMax deduplication (all metric kinds, CUPED on) and (2) the bare ClickHouse
+// aggregation without deduplication (count, avg, quantiles by variant). Medians of --runs.
+//
+// Usage: results_bench [--users N] [--events M] [--runs R] [--database DB] [--keep]
+// Needs SPLITSTREAM_CLICKHOUSE_URL.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+#include "splitstream/pipeline/clickhouse_writer.h"
+#include "splitstream/results/results.h"
+
+namespace {
+
+using namespace splitstream;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int Fail(const Status& st, std::string_view what) {
+  fmt::print(stderr, "results_bench: {}: {}\n", what, st.ToString());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t users = 1000000, events = 10000000;
+  int runs = 3;
+  std::string database = "results_bench";
+  bool keep = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--users")
+      users = std::atoll(next().c_str());
+    else if (a == "--events")
+      events = std::atoll(next().c_str());
+    else if (a == "--runs")
+      runs = std::atoi(next().c_str());
+    else if (a == "--database")
+      database = next();
+    else if (a == "--keep")
+      keep = true;
+    else {
+      fmt::print(
+          stderr,
+          "usage: results_bench [--users N] [--events M] [--runs R] [--database DB] [--keep]\n");
+      return 2;
+    }
+  }
+  const char* url = std::getenv("SPLITSTREAM_CLICKHOUSE_URL");
+  if (!url) {
+    fmt::print(stderr, "results_bench: SPLITSTREAM_CLICKHOUSE_URL is not set\n");
+    return 2;
+  }
+  clickhouse::ClientOptions co;
+  co.url = url;
+  co.database = "";
+  co.request_timeout = std::chrono::minutes(10);
+  auto admin = clickhouse::Client::Create(co);
+  if (!admin.ok()) return Fail(admin.status(), "client");
+  clickhouse::Client& ch = **admin;
+  if (!keep) (void)ch.Execute("DROP DATABASE IF EXISTS " + database);
+  if (Status st = pipeline::MigrateClickHouse(ch, database); !st.ok()) return Fail(st, "schema");
+  co.database = database;
+
+  auto count = ch.QueryRows(fmt::format("SELECT count() FROM {}.events", database));
+  if (!count.ok()) return Fail(count.status(), "count");
+  if ((*count)[0][0] == "0") {
+    auto t0 = std::chrono::steady_clock::now();
+    // Users u0..u(N-1), alternating variants 1 and 2, exposed one per millisecond from
+    // 2024-05-01T12:00:00Z. Every 17th user has a superseded older version (same key).
+    const int64_t base_s = 1714564800;
+    Status st = ch.Execute(fmt::format(
+        "INSERT INTO {}.assignments (experiment_id, user_id, variant_id, assigned_at, "
+        "assigned_at_us, _version, _deleted, _source_ts_ms) SELECT 1, concat('u', "
+        "toString(number % {})), 1 + (number % {}) % 2, toDateTime({} + intDiv(number % {}, "
+        "1000)), ({} * 1000 + number % {}) * 1000, if(number < {}, 10, 5), 0, "
+        "{} * 1000 + number % {} FROM numbers({})",
+        database, users, users, base_s, users, base_s, users, users, base_s, users,
+        users + users / 17));
+    if (!st.ok()) return Fail(st, "insert assignments");
+    // Events: each user gets M/N events spread from 2 h before to 70 h after exposure: 30 %
+    // page views (no value), 10 % purchases (value 1..100, +5 % in variant 2), 60 % loads
+    // (latency 50..549 ms).
+    st = ch.Execute(fmt::format(
+        "INSERT INTO {0}.events (event_id, experiment_id, variant_id, user_id, event_type, value, "
+        "properties, ts, ts_us, received_at, received_at_us, _version, _deleted, _source_ts_ms) "
+        "SELECT toString(number), 1, v, concat('u', toString(u)), "
+        "multiIf(k < 3, 'view', k < 4, 'purchase', 'load'), "
+        "multiIf(k < 3, CAST(NULL AS Nullable(Float64)), k < 4, "
+        "toNullable(toFloat64(1 + intHash32(number) % 100) * if(v = 2, 1.05, 1)), "
+        "toNullable(toFloat64(50 + intHash32(number) % 500))), '{{}}', "
+        "toDateTime(intDiv(t, 1000000)), t, toDateTime(intDiv(t, 1000000)), t, 20, 0, "
+        "intDiv(t, 1000) FROM (SELECT number, number % {1} AS u, 1 + u % 2 AS v, "
+        "intHash32(number * 3 + 1) % 10 AS k, ({2} * 1000 + u) * 1000 + "
+        "(toInt64(intHash32(number * 7 + 2) % 72) - 2) * 3600000000 AS t FROM numbers({3}))",
+        database, users, base_s, events));
+    if (!st.ok()) return Fail(st, "insert events");
+    fmt::print("generated {} users and {} events in {:.1f} s\n", users, events,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+
+  experiments::Experiment e;
+  e.id = ExperimentId(1);
+  e.spec.key = "bench";
+  e.spec.name = "bench";
+  e.variants = {{VariantId(1), "control", 1}, {VariantId(2), "b", 1}};
+  auto metric = [](std::string key, std::string type, std::string kind) {
+    experiments::MetricSpec m;
+    m.key = std::move(key);
+    m.event_type = std::move(type);
+    m.kind = std::move(kind);
+    return m;
+  };
+  experiments::MetricSpec checkout = metric("checkout", "purchase", "conversion");
+  checkout.window_hours = 48;
+  experiments::MetricSpec ratio = metric("revenue_per_view", "purchase", "ratio");
+  ratio.denominator_event_type = "view";
+  experiments::MetricSpec p50 = metric("latency_p50", "load", "quantile");
+  p50.quantile = 0.5;
+  experiments::MetricSpec p95 = metric("latency_p95", "load", "quantile");
+  p95.quantile = 0.95;
+  e.spec.metrics = {
+      checkout, metric("revenue", "purchase", "mean"), metric("views", "view", "count"), ratio, p50,
+      p95};
+
+  std::string verdicts;
+  for (results::Dedup dedup : {results::Dedup::kFinal, results::Dedup::kArgMax}) {
+    results::EngineOptions eo;
+    eo.dedup = dedup;
+    auto engine = results::ResultsEngine::Create(co, eo);
+    if (!engine.ok()) return Fail(engine.status(), "engine");
+    std::vector<double> total, query;
+    int trips = 0;
+    for (int r = 0; r < runs; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto res = (*engine)->Compute(e);
+      if (!res.ok()) return Fail(res.status(), "compute");
+      total.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      query.push_back(res->query_seconds);
+      trips = res->round_trips;
+      if (r == 0 && dedup == results::Dedup::kFinal) {
+        fmt::print("exposed users: {} / {}\n", res->variants[0].users, res->variants[1].users);
+        for (const auto& m : res->metrics) {
+          if (m.analysis) verdicts += "  " + m.analysis->comparisons[0].verdict + "\n";
+        }
+      }
+    }
+    fmt::print(
+        "results ({}, {} metrics, CUPED on, {} round trips): median {:.3f} s "
+        "(ClickHouse {:.3f} s)\n",
+        dedup == results::Dedup::kFinal ? "FINAL" : "argMax", e.spec.metrics.size(), trips,
+        Median(total), Median(query));
+  }
+  fmt::print("{}", verdicts);
+
+  auto bare_client = clickhouse::Client::Create(co);
+  if (!bare_client.ok()) return Fail(bare_client.status(), "client");
+  std::vector<double> bare;
+  for (int r = 0; r < runs; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto rows = (*bare_client)
+                    ->QueryRows(
+                        "SELECT variant_id, count(), avg(value), quantiles(0.5, 0.95)(value) "
+                        "FROM events GROUP BY variant_id");
+    if (!rows.ok()) return Fail(rows.status(), "bare aggregation");
+    bare.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  fmt::print(
+      "bare aggregation (count, avg, quantiles by variant, no dedup, {} rows): median "
+      "{:.3f} s\n",
+      events, Median(bare));
+  if (!keep) (void)ch.Execute("DROP DATABASE IF EXISTS " + database);
+  return 0;
+}
