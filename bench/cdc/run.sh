@@ -109,9 +109,15 @@ cpu_s() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+# CPU seconds all processes of the machine have used so far (user, nice, system, irq,
+# softirq, steal of /proc/stat).
+machine_busy_s() {
+  awk -v tck="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / tck }' /proc/stat
+}
 kafka_pid=$(head -n1 "$stack_dir/run/kafka.pid")
 
 measure() {
+echo "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 step "schema, publication, slots, topic"
 "$splitstream" migrate >&2
 ids=$(sql -F ' ' <<'SQL'
@@ -152,18 +158,48 @@ echo "wal_bytes=$(sql -c "SELECT pg_wal_lsn_diff('$end_lsn', confirmed_flush_lsn
 python3 -c "print('insert_rows_per_s=%.0f' % ($ROWS / (($insert_end - $insert_start) / 1e9)))"
 
 step "ceiling: pg_recvlogical (pgoutput v1) to /dev/null up to $end_lsn"
+# The walsender's CPU: sampled every 20 ms while it lives (it exits with its client).
+walsender_sampler() {
+  local ws='' v
+  while [[ -z $ws && ! -f $work/recv_done ]]; do
+    ws=$(sql -c "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'ceiling'")
+    [[ -n $ws ]] || sleep 0.01
+  done
+  [[ -n $ws ]] || return 0
+  while [[ -r /proc/$ws/stat ]]; do
+    v=$(cpu_s "$ws")
+    if [[ $v != 0 ]]; then
+      echo "$v" >"$work/ceiling_walsender_cpu.tmp"
+      mv -f "$work/ceiling_walsender_cpu.tmp" "$work/ceiling_walsender_cpu"
+    fi
+    sleep 0.02
+  done
+}
+echo 0 >"$work/ceiling_walsender_cpu"
+busy_before=$(machine_busy_s)
+walsender_sampler &
+sampler_pid=$!
+TIMEFORMAT='%3U %3S'
 start=$(now_ns)
-pg_recvlogical -d "$dsn" --slot ceiling --start -o proto_version=1 \
-  -o publication_names=splitstream --endpos="$end_lsn" --no-loop -f /dev/null
+{ time pg_recvlogical -d "$dsn" --slot ceiling --start -o proto_version=1 \
+  -o publication_names=splitstream --endpos="$end_lsn" --no-loop -f /dev/null; } 2>"$work/recv_time"
 end=$(now_ns)
+busy_after=$(machine_busy_s)
+touch "$work/recv_done"
+wait "$sampler_pid"
+read -r recv_user recv_sys <"$work/recv_time"
 python3 -c "
 s = ($end - $start) / 1e9
 print('ceiling_seconds=%.2f' % s)
-print('ceiling_rows_per_s=%.0f' % ($ROWS / s))"
+print('ceiling_rows_per_s=%.0f' % ($ROWS / s))
+print('ceiling_client_cpu_seconds=%.2f' % ($recv_user + $recv_sys))
+print('ceiling_walsender_cpu_seconds=%.2f' % $(cat "$work/ceiling_walsender_cpu"))
+print('ceiling_machine_busy_seconds=%.2f' % ($busy_after - $busy_before))"
 
 step "ours: splitstream cdc until the slot confirms $end_lsn"
 metrics_port=$(free_port)
 kafka_cpu_before=$(cpu_s "$kafka_pid")
+busy_before=$(machine_busy_s)
 start=$(now_ns)
 "$splitstream" cdc --snapshot-mode never --slot splitstream --publication splitstream \
   --topic-prefix "$PREFIX" --metrics-addr "127.0.0.1:$metrics_port" 2>"$work/cdc.log" &
@@ -177,6 +213,7 @@ walsender_pid=$(sql -c "SELECT active_pid FROM pg_replication_slots WHERE slot_n
 cdc_cpu=$(cpu_s "$cdc_pid")
 walsender_cpu=$(cpu_s "$walsender_pid")
 kafka_cpu_after=$(cpu_s "$kafka_pid")
+busy_after=$(machine_busy_s)
 cat "$work/watch.txt"
 python3 - "$work/watch.txt" "$start" "$ROWS" <<'PY'
 import sys
@@ -193,6 +230,7 @@ PY
 echo "ours_cdc_cpu_seconds=$cdc_cpu"
 echo "ours_walsender_cpu_seconds=$walsender_cpu"
 python3 -c "print('ours_kafka_cpu_seconds=%.2f' % ($kafka_cpu_after - $kafka_cpu_before))"
+python3 -c "print('ours_machine_busy_seconds=%.2f' % ($busy_after - $busy_before))"
 
 step "latency: $LATENCY_RATE tx/s of $LATENCY_TXN_ROWS rows for ${LATENCY_SECONDS}s"
 start_offset=$("$probe" high-watermark "$brokers" "$TOPIC" | sed -n 's/^high_watermark=//p')
@@ -247,6 +285,9 @@ rows, txn = int(r['rows']), int(r['txn_rows'])
 ratio = f('ours_rows_per_s') / f('ceiling_rows_per_s')
 ratio_streaming = f('ours_streaming_rows_per_s') / f('ceiling_rows_per_s')
 p99 = f('commit_to_ack_p99_ms')
+cores = os.cpu_count()
+def per_m(*keys):
+    return f'{sum(f(k) for k in keys) * 1e6 / rows:.1f}'
 def n(k):
     return f'{f(k):,.0f}'.replace(',', ' ')
 lines = [
@@ -254,6 +295,8 @@ lines = [
     f'- Date: {datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}',
     f'- Machine: {machine}; PostgreSQL 15, Kafka 3.9.1 (one KRaft node, 512 MiB heap) and',
     '  ClickHouse of a throwaway `scripts/stack` on the same cores as the measured processes.',
+    f'- Load average when the run started: {r["loadavg_at_start"]} (other work on the same machine',
+    '  competes with the measured processes; see the CPU rows below)',
     f'- Command: `{command}` (the CDC part is `bench/cdc/run.sh`; Release build in `build-bench`)',
     '',
     f'Throughput: {rows:,} rows committed into `events` in {txn:,}-row transactions before'
@@ -271,7 +314,9 @@ lines = [
     f'| ours over the ceiling | {ratio:.0%} | ≥ 80 % |',
     f'| ours excluding process start (first change on /metrics → confirmed; start took {f("ours_startup_seconds"):.2f} s), rows/s | {n("ours_streaming_rows_per_s")} ({ratio_streaming:.0%} of the ceiling) | |',
     f'| peak memory of the cdc process (VmHWM) after the 1 M rows / at the end | {f("vmhwm_kb") / 1024:.0f} MiB / {f("final_vmhwm_kb") / 1024:.0f} MiB | |',
-    f'| CPU seconds during ours: cdc / its walsender / Kafka broker | {f("ours_cdc_cpu_seconds"):.1f} / {f("ours_walsender_cpu_seconds"):.1f} / {f("ours_kafka_cpu_seconds"):.1f} | |',
+    f'| CPU seconds, ceiling: walsender / pg_recvlogical ({per_m("ceiling_walsender_cpu_seconds", "ceiling_client_cpu_seconds")} CPU-s per 1 M rows) | {f("ceiling_walsender_cpu_seconds"):.1f} / {f("ceiling_client_cpu_seconds"):.1f} | |',
+    f'| CPU seconds, ours: walsender / cdc / Kafka broker ({per_m("ours_walsender_cpu_seconds", "ours_cdc_cpu_seconds", "ours_kafka_cpu_seconds")} CPU-s per 1 M rows) | {f("ours_walsender_cpu_seconds"):.1f} / {f("ours_cdc_cpu_seconds"):.1f} / {f("ours_kafka_cpu_seconds"):.1f} | |',
+    f'| CPU seconds used by every process of the machine during the ceiling / ours (capacity: nproc × wall time) | {f("ceiling_machine_busy_seconds"):.1f} of {cores * f("ceiling_seconds"):.1f} / {f("ours_machine_busy_seconds"):.1f} of {cores * f("ours_seconds"):.1f} | |',
     f'| commit → Kafka append latency at {n("latency_rows_per_s")} rows/s, p50 | {f("commit_to_ack_p50_ms"):.0f} ms | |',
     f'| commit → Kafka append latency, p99 (p99.9, max) | {p99:.0f} ms ({f("commit_to_ack_p999_ms"):.0f}, {f("commit_to_ack_max_ms"):.0f} ms) | < 100 ms |',
     f'| of which commit → event encoded by cdc (envelope `ts_ms`), p50 / p99 | {f("commit_to_encode_p50_ms"):.0f} / {f("commit_to_encode_p99_ms"):.0f} ms | |',
