@@ -111,6 +111,7 @@ class CdcImpl final : public Cdc {
   std::vector<debezium::Datum> before_, after_;
   std::deque<std::pair<Lsn, int64_t>> unconfirmed_commits_;  // commit end LSN, commit time
   Clk::time_point next_status_;
+  Clk::time_point last_status_;
   Clk::time_point next_heartbeat_;
 
   mutable std::mutex metrics_mu_;
@@ -527,7 +528,12 @@ Status CdcImpl::StreamSession(const std::atomic<bool>& stop) {
     }
     SPLITSTREAM_RETURN_IF_ERROR(emitter_->Poll());
     const auto now = Clk::now();
-    if (now >= next_status_) SPLITSTREAM_RETURN_IF_ERROR(SendStatus(false));
+    // Tell the server promptly when the confirmed position moved (it may then recycle WAL,
+    // and a waiting pg_replication_slots reader sees it), but at most every 100 ms.
+    if (now >= next_status_ ||
+        (now >= last_status_ + milliseconds(100) && tracker_->Confirmable() != last_sent_flush_)) {
+      SPLITSTREAM_RETURN_IF_ERROR(SendStatus(false));
+    }
     if (options_.heartbeat_interval.count() > 0 && now >= next_heartbeat_) {
       next_heartbeat_ = now + options_.heartbeat_interval;
       Status st = EmitHeartbeatMessage();
@@ -550,7 +556,8 @@ Status CdcImpl::SendStatus(bool reply_requested) {
   std::string msg = pgoutput::EncodeStandbyStatus(std::max(received_, flush), flush, flush,
                                                   clock_->WallMicros(), reply_requested);
   SPLITSTREAM_RETURN_IF_ERROR(repl_->Send(msg));
-  next_status_ = Clk::now() + options_.status_interval;
+  last_status_ = Clk::now();
+  next_status_ = last_status_ + options_.status_interval;
   if (flush != last_sent_flush_) {
     spdlog::debug("cdc: confirmed {}", LsnToString(flush));
     last_sent_flush_ = flush;
