@@ -92,9 +92,12 @@ std::vector<std::string> EventTypes(const ExperimentQuery& q) {
   return types;
 }
 
-// Events joined to their user's exposure: user_id, event_type, value, ts_us, v, exposed_us.
+// Events joined to their user's exposure: uh, event_type, value, ts_us, v, exposed_us. Users
+// are joined and grouped by uh = cityHash64(user_id): grouping 10 M rows by the 64-bit hash
+// took 0.8 s against 3.2 s by the string (18.16, bench/results); two of 1 M users collide
+// with probability about 3e-8.
 std::string JoinedEvents(const ExperimentQuery& q) {
-  return fmt::format("({}) ALL INNER JOIN ({}) USING user_id",
+  return fmt::format("({}) ALL INNER JOIN ({}) USING uh",
                      EventsSql(q.experiment_id, EventTypes(q), q.dedup),
                      ExposuresSql(q.experiment_id, q.dedup));
 }
@@ -133,7 +136,7 @@ std::string ExposuresSql(int64_t experiment_id, Dedup dedup) {
   if (dedup == Dedup::kFinal) {
     // experiment_id is part of the key, so filtering it before the merge is safe.
     return fmt::format(
-        "SELECT user_id, variant_id AS v, assigned_at_us AS exposed_us FROM "
+        "SELECT cityHash64(user_id) AS uh, variant_id AS v, assigned_at_us AS exposed_us FROM "
         "(SELECT user_id, variant_id, assigned_at_us, _deleted FROM assignments FINAL "
         "WHERE experiment_id = {} AND {}) WHERE _deleted = 0",
         experiment_id, AfterTruncation("assignments"));
@@ -141,7 +144,8 @@ std::string ExposuresSql(int64_t experiment_id, Dedup dedup) {
   // argMax over a tuple: a Nullable argument would make the aggregate skip NULLs, a tuple is
   // taken whole. The latest version decides, including its _deleted flag.
   return fmt::format(
-      "SELECT user_id, tupleElement(t, 1) AS v, tupleElement(t, 2) AS exposed_us FROM "
+      "SELECT cityHash64(user_id) AS uh, tupleElement(t, 1) AS v, tupleElement(t, 2) AS exposed_us "
+      "FROM "
       "(SELECT user_id, argMax(tuple(variant_id, assigned_at_us, _deleted), _version) AS t "
       "FROM assignments WHERE experiment_id = {} AND {} GROUP BY user_id) "
       "WHERE tupleElement(t, 3) = 0",
@@ -161,13 +165,13 @@ std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& eve
     // The inner filter may run before the merge (it keeps every delete marker, so the latest
     // row of each key survives it); the outer one runs after it.
     return fmt::format(
-        "SELECT user_id, event_type, value, ts_us FROM "
+        "SELECT cityHash64(user_id) AS uh, event_type, value, ts_us FROM "
         "(SELECT user_id, event_type, value, ts_us, experiment_id, _deleted FROM events FINAL "
         "WHERE (({}) OR _deleted = 1) AND {}) WHERE experiment_id = {} AND _deleted = 0",
         filter, AfterTruncation("events"), experiment_id);
   }
   return fmt::format(
-      "SELECT tupleElement(t, 1) AS user_id, tupleElement(t, 2) AS event_type, "
+      "SELECT cityHash64(tupleElement(t, 1)) AS uh, tupleElement(t, 2) AS event_type, "
       "tupleElement(t, 3) AS value, ts_us FROM "
       "(SELECT event_id, ts_us, "
       "argMax(tuple(user_id, event_type, value, experiment_id, _deleted), _version) AS t "
@@ -242,7 +246,7 @@ Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
   return fmt::format(
       "SELECT variant_id, users{}, {} AS fresh_ms FROM ({}) ANY LEFT JOIN "
       "(SELECT v AS variant_id{} FROM "
-      "(SELECT user_id, any(v) AS v{} FROM {} GROUP BY user_id) GROUP BY v) USING variant_id",
+      "(SELECT uh, any(v) AS v{} FROM {} GROUP BY uh) GROUP BY v) USING variant_id",
       columns, fresh, counts, per_variant, per_user, JoinedEvents(q));
 }
 

@@ -48,10 +48,11 @@ std::vector<std::string> MetricColumns(const MetricQuery& metric, bool cuped);
 // True when the metric kind takes CUPED data (conversion, mean, count).
 bool CupedApplies(stats::MetricKind kind);
 
-// The subquery of exposures: user_id, v (variant id), exposed_us (assigned_at_us), from the
+// The subquery of exposures: uh (cityHash64 of user_id), v (variant id), exposed_us
+// (assigned_at_us), from the
 // deduplicated assignments of the experiment.
 std::string ExposuresSql(int64_t experiment_id, Dedup dedup = Dedup::kFinal);
-// The subquery of the experiment's live events of the given types: user_id, event_type,
+// The subquery of the experiment's live events of the given types: uh, event_type,
 // value, ts_us. Deduplicated per (event_id, ts_us). Rows with _deleted = 1 of any experiment
 // enter the grouping, because a delete may carry only the key columns.
 // With FINAL, the experiment and _deleted filters are applied after the merge (outside the
