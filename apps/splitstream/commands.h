@@ -48,8 +48,8 @@ struct CdcCommandOptions {
 };
 
 struct SinkCommandOptions {
-  std::string to = "clickhouse";  // clickhouse | files:DIR
-  std::string group;              // empty: clickhouse-consumer, or files-archive for files:DIR
+  std::string to = "clickhouse";    // clickhouse | files:DIR
+  std::string group;                // empty: clickhouse-consumer, or files-archive for files:DIR
   std::vector<std::string> topics;  // empty: ^{prefix}\.public\..*
   uint64_t batch_rows = 10000;
   uint64_t batch_bytes = 64ull << 20;
@@ -61,7 +61,7 @@ struct SinkCommandOptions {
 
 struct ResultsCommandOptions {
   std::string experiment;
-  std::string format = "table";  // table | json | csv
+  std::string format = "table";   // table | json | csv
   int64_t cuped_hours = 14 * 24;  // CUPED pre-exposure window; 0: off
   bool sequential = false;        // always-valid intervals and p-values
 };
@@ -72,7 +72,7 @@ Status RunResults(const config::Config& cfg, const ResultsCommandOptions& opts);
 // (borrowed), data from ClickHouse at cfg.clickhouse_url / clickhouse_database. Connects
 // lazily: without ClickHouse the route answers 503.
 Result<std::unique_ptr<api::ResultsProvider>> MakeResultsProvider(const config::Config& cfg,
-                                                                 experiments::Service* service);
+                                                                  experiments::Service* service);
 
 // Serves the HTTP API until SIGTERM or SIGINT, then shuts down gracefully.
 Status RunServe(const config::Config& cfg);

@@ -94,8 +94,7 @@ int main(int argc, char** argv) {
   AddSettingFlag(sink, flags, "--kafka-brokers", "kafka_brokers", "Kafka bootstrap servers");
   AddSettingFlag(sink, flags, "--topic-prefix", "topic_prefix", "Debezium topic.prefix");
   AddSettingFlag(sink, flags, "--clickhouse-url", "clickhouse_url", "ClickHouse HTTP endpoint");
-  AddSettingFlag(sink, flags, "--clickhouse-database", "clickhouse_database",
-                 "analytics database");
+  AddSettingFlag(sink, flags, "--clickhouse-database", "clickhouse_database", "analytics database");
   sink->add_option("--to", sink_opts.to, "clickhouse, or files:DIR for hourly JSON-lines files")
       ->capture_default_str();
   sink->add_option("--group", sink_opts.group,

@@ -123,8 +123,8 @@ class ServerImpl final : public Server {
  public:
   ServerImpl(ServerOptions options, experiments::Service* service, pg::Pool* pool)
       : options_(std::move(options)),
-        router_(RouterOptions{options_.admin_token, options_.client_token, options_.results}, service, pool,
-                &metrics_),
+        router_(RouterOptions{options_.admin_token, options_.client_token, options_.results},
+                service, pool, &metrics_),
         acceptor_(net::make_strand(ioc_)) {}
 
   ~ServerImpl() override {
