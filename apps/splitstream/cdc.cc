@@ -17,24 +17,6 @@
 namespace splitstream::app {
 namespace {
 
-Result<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& addr,
-                                                       std::string_view field) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument("expected host:port, got \"" + addr + "\"", std::string(field));
-  }
-  int port = 0;
-  try {
-    port = std::stoi(addr.substr(colon + 1));
-  } catch (...) {
-    port = -1;
-  }
-  if (port < 0 || port > 65535) {
-    return Status::InvalidArgument("bad port in \"" + addr + "\"", std::string(field));
-  }
-  return std::make_pair(addr.substr(0, colon), static_cast<uint16_t>(port));
-}
-
 Result<debezium::DecimalMode> ParseDecimalMode(const std::string& s) {
   if (s == "precise") return debezium::DecimalMode::kPrecise;
   if (s == "string") return debezium::DecimalMode::kString;
@@ -64,7 +46,8 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
                                ParseDecimalMode(opts.decimal_handling_mode));
   emit_opts.tombstones_on_delete = opts.tombstones_on_delete;
   emit_opts.transaction_metadata = opts.transaction_metadata;
-  SPLITSTREAM_ASSIGN_OR_RETURN(auto metrics_addr, SplitHostPort(opts.metrics_addr, "metrics_addr"));
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto metrics_addr,
+                               config::SplitHostPort(opts.metrics_addr, "metrics_addr"));
 
   // Block the shutdown signals in every thread started from here; a watcher turns them into
   // the stop flag.

@@ -33,21 +33,6 @@ class ClickHouseChangeWriter final : public pipeline::ChangeWriter {
   std::unique_ptr<pipeline::ClickHouseWriter> writer_;
 };
 
-Result<std::pair<std::string, uint16_t>> HostPort(const std::string& addr) {
-  auto colon = addr.rfind(':');
-  int port = -1;
-  if (colon != std::string::npos && colon > 0) {
-    try {
-      port = std::stoi(addr.substr(colon + 1));
-    } catch (...) {
-    }
-  }
-  if (port < 0 || port > 65535) {
-    return Status::InvalidArgument("expected host:port, got \"" + addr + "\"", "metrics_addr");
-  }
-  return std::make_pair(addr.substr(0, colon), static_cast<uint16_t>(port));
-}
-
 // "2026-11-20T10:11:12Z", "2026-11-20T10:11:12.345+01:00", "2026-11-20 10:11:12" (UTC) or
 // "2026-11-20" → milliseconds since the epoch.
 Result<int64_t> ParseIsoMillis(const std::string& text) {
@@ -130,7 +115,8 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   }
   if (!to_files)
     sink_opts.dlq_topic = opts.dlq_topic.empty() ? cfg.topic_prefix + ".dlq" : opts.dlq_topic;
-  SPLITSTREAM_ASSIGN_OR_RETURN(auto metrics_addr, HostPort(opts.metrics_addr));
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto metrics_addr,
+                               config::SplitHostPort(opts.metrics_addr, "metrics_addr"));
 
   kafka::ConsumerOptions consumer_opts;
   consumer_opts.brokers = cfg.kafka_brokers;

@@ -136,27 +136,30 @@ Result<Config> Load(const std::string& toml_path, const std::map<std::string, st
   return cfg;
 }
 
-Result<std::pair<std::string, uint16_t>> Config::HttpHostPort() const {
-  size_t colon = http_addr.rfind(':');
+Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view addr,
+                                                       std::string_view field) {
+  const std::string shown = SanitizeForMessage(std::string(addr), 60);
+  size_t colon = addr.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument(
-        "http_addr must be host:port, got \"" + SanitizeForMessage(http_addr, 60) + "\"",
-        "http_addr");
+    return Status::InvalidArgument(std::string(field) + " must be host:port, got \"" + shown + "\"",
+                                   std::string(field));
   }
-  std::string host = http_addr.substr(0, colon);
+  std::string host(addr.substr(0, colon));
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
   int port = 0;
-  std::string_view p(http_addr);
-  p.remove_prefix(colon + 1);
+  std::string_view p = addr.substr(colon + 1);
   auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-  if (ec != std::errc() || ptr != p.data() + p.size() || port < 0 || port > 65535) {
-    return Status::InvalidArgument(
-        "http_addr has an invalid port: \"" + SanitizeForMessage(http_addr, 60) + "\"",
-        "http_addr");
+  if (p.empty() || ec != std::errc() || ptr != p.data() + p.size() || port < 0 || port > 65535) {
+    return Status::InvalidArgument(std::string(field) + " has an invalid port: \"" + shown + "\"",
+                                   std::string(field));
   }
   return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+Result<std::pair<std::string, uint16_t>> Config::HttpHostPort() const {
+  return SplitHostPort(http_addr, "http_addr");
 }
 
 std::string Config::Redacted() const {

@@ -81,6 +81,19 @@ TEST(Config, HttpHostPort) {
   EXPECT_FALSE(cfg.HttpHostPort().ok());
 }
 
+TEST(Config, SplitHostPortNamesTheSetting) {
+  auto hp = SplitHostPort("0.0.0.0:9187", "metrics_addr");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->first, "0.0.0.0");
+  EXPECT_EQ(hp->second, 9187);
+  for (const char* bad : {"9187", ":9187", "h:", "h:12x", "h:-1", "h:65536"}) {
+    auto r = SplitHostPort(bad, "metrics_addr");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().field(), "metrics_addr") << bad;
+    EXPECT_NE(r.status().message().find("metrics_addr"), std::string::npos) << bad;
+  }
+}
+
 TEST(Config, RedactedHidesSecrets) {
   Config cfg;
   cfg.admin_token = "adm-secret";

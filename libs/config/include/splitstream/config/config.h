@@ -12,10 +12,17 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "splitstream/core/result.h"
 
 namespace splitstream::config {
+
+// "host:port" (a bracketed IPv6 host loses its brackets) as host and port; InvalidArgument
+// naming `field` when the colon, the host or a port in 0..65535 is missing.
+Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view addr,
+                                                       std::string_view field);
 
 struct Config {
   std::string pg_dsn = "host=127.0.0.1 port=54329 dbname=splitstream user=postgres";
