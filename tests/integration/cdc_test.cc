@@ -132,7 +132,9 @@ UPDATE assignments SET user_id = 'u9' WHERE experiment_id = 1 AND user_id = 'u1'
       EXPECT_EQ(seq.Str("/1"), v.At("/source/lsn"));
     }
     if (v.Str("/op") == "u") {
-      EXPECT_EQ(v.At("/before"), "null") << "REPLICA IDENTITY DEFAULT has no before-image";
+      // experiments has REPLICA IDENTITY FULL (migration 5): the whole old row.
+      EXPECT_EQ(v.Str("/before/name"), "Checkout");
+      EXPECT_EQ(v.Str("/before/seed"), "checkout");
       EXPECT_EQ(v.Str("/after/name"), "Checkout v2");
       EXPECT_EQ(v.At("/after/id"), "1");
     }
@@ -209,6 +211,127 @@ UPDATE assignments SET user_id = 'u9' WHERE experiment_id = 1 AND user_id = 'u1'
     const auto& r = reader.records()[i];
     if (r.value) {
       EXPECT_NE(Json(*r.value).Str("/op"), "r") << "snapshot taken again";
+    }
+  }
+  EXPECT_EQ(StopCdc(), 0);
+}
+
+// A transaction that starts while the slot is being created and commits after its consistent
+// point is not in the snapshot but is streamed, with change records written before that point.
+// ClickHouse keeps the highest `source.lsn` of a row (ReplacingMergeTree on _version), so the
+// snapshot read of the row must carry a lower position than the streamed change, or the stale
+// snapshot row would win for good. The transactions are staged on the walsender's own waits
+// (pg_locks): slot creation waits for every transaction running when it starts (X1), then for
+// those running when it has a full snapshot (X2); X3 begins after that and stays open.
+TEST_F(CdcTest, ATransactionStraddlingSlotCreationOutranksTheSnapshotRow) {
+  Exec(kSeed);
+  auto open = [&]() {
+    auto c = pg::Connection::Open(db_->dsn());
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(*c) : nullptr;
+  };
+  auto tx1 = open(), tx2 = open(), tx3 = open();
+  ASSERT_TRUE(tx1 && tx2 && tx3);
+  auto xid_of = [](pg::Connection& c) {
+    auto rows = c.Exec("SELECT txid_current()::text");
+    return rows.ok() ? std::string(rows->text(0, 0)) : std::string("?");
+  };
+  auto walsender_waits_on = [&](const std::string& xid) {
+    for (int i = 0; i < 600; ++i) {
+      auto rows = sql_->Exec(
+          "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE "
+          "a.backend_type = 'walsender' AND a.datname = current_database() AND l.locktype = "
+          "'transactionid' AND NOT l.granted AND "
+          "l.transactionid::text = $1",
+          {xid});
+      if (rows.ok() && rows->text(0, 0) != "0") return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  ASSERT_TRUE(tx1->ExecScript("BEGIN").ok());
+  const std::string x1 = xid_of(*tx1);
+  StartCdc();
+  ASSERT_TRUE(walsender_waits_on(x1)) << "slot creation never waited for transaction " << x1;
+  ASSERT_TRUE(tx2->ExecScript("BEGIN").ok());
+  const std::string x2 = xid_of(*tx2);
+  ASSERT_TRUE(tx1->ExecScript("COMMIT").ok());
+  ASSERT_TRUE(walsender_waits_on(x2)) << "slot creation never waited for transaction " << x2;
+  ASSERT_TRUE(
+      tx3->ExecScript("BEGIN; UPDATE experiments SET name = 'straddler' WHERE id = 1").ok());
+  ASSERT_TRUE(tx2->ExecScript("COMMIT").ok());
+
+  KafkaReader reader(prefix_);
+  auto snapshot_read = [&](const std::vector<Record>& rs) {
+    return CountOp(rs, Topic("experiments"), "r") == 1;
+  };
+  ASSERT_TRUE(reader.ReadUntil(snapshot_read, seconds(60)));
+  ASSERT_TRUE(tx3->ExecScript("COMMIT").ok());
+  ASSERT_TRUE(reader.ReadUntil(
+      [&](const std::vector<Record>& rs) { return CountOp(rs, Topic("experiments"), "u") == 1; },
+      seconds(60)));
+  uint64_t snapshot_lsn = 0, update_lsn = 0;
+  for (const Record* r : Of(reader.records(), Topic("experiments"))) {
+    Json v(*r->value);
+    const uint64_t lsn = std::stoull(v.At("/source/lsn"));
+    if (v.Str("/op") == "r") {
+      // The straddling transaction is not in the snapshot: the scenario really happened.
+      EXPECT_EQ(v.Str("/after/name"), "Checkout");
+      snapshot_lsn = lsn;
+    } else {
+      EXPECT_EQ(v.Str("/after/name"), "straddler");
+      update_lsn = lsn;
+    }
+  }
+  EXPECT_LT(snapshot_lsn, update_lsn)
+      << "the snapshot row would outrank the later change in ClickHouse";
+  EXPECT_EQ(StopCdc(), 0);
+}
+
+// An update that leaves a TOASTed value alone sends it as "unchanged" in the new row. With
+// REPLICA IDENTITY FULL the old row holds it and the event carries the value, as Debezium's;
+// with the default identity there is nothing to fill it from: Debezium's placeholder.
+TEST_F(CdcTest, UnchangedToastValuesAreFilledFromAFullOldRowElsePlaceholders) {
+  Exec(R"sql(
+CREATE TABLE docs_full (id int PRIMARY KEY, body text, n int);
+ALTER TABLE docs_full REPLICA IDENTITY FULL;
+CREATE TABLE docs_default (id int PRIMARY KEY, body text, n int);
+)sql");
+  StartCdc({"--table", "public.docs_full", "--table", "public.docs_default", "--snapshot-mode",
+            "never"});
+  KafkaReader reader(prefix_);
+  // Wait for the slot, so the inserts below are streamed.
+  for (int i = 0; i < 600; ++i) {
+    auto rows = sql_->Exec(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND "
+        "confirmed_flush_lsn IS NOT NULL",
+        {slot_});
+    if (rows.ok() && rows->text(0, 0) == "1") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // 12 800 characters of md5 hex: too big to stay inline even compressed.
+  const std::string big = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i)";
+  Exec("INSERT INTO docs_full VALUES (1, " + big + ", 0); INSERT INTO docs_default VALUES (1, " +
+       big + ", 0);");
+  Exec("UPDATE docs_full SET n = 1; UPDATE docs_default SET n = 1;");
+  auto rows = sql_->Exec("SELECT body FROM docs_full");
+  ASSERT_TRUE(rows.ok());
+  const std::string body(rows->text(0, 0));
+  ASSERT_EQ(body.size(), 12800u);
+  auto updates = [&](const std::vector<Record>& rs) {
+    return CountOp(rs, Topic("docs_full"), "u") == 1 &&
+           CountOp(rs, Topic("docs_default"), "u") == 1;
+  };
+  ASSERT_TRUE(reader.ReadUntil(updates, seconds(60)));
+  for (const Record& r : reader.records()) {
+    if (!r.value || Json(*r.value).Str("/op") != "u") continue;
+    Json v(*r.value);
+    EXPECT_EQ(v.At("/after/n"), "1");
+    if (r.topic == Topic("docs_full")) {
+      EXPECT_EQ(v.Str("/after/body"), body);
+      EXPECT_EQ(v.Str("/before/body"), body);
+    } else {
+      EXPECT_EQ(v.Str("/after/body"), "__debezium_unavailable_value");
     }
   }
   EXPECT_EQ(StopCdc(), 0);

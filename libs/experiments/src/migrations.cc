@@ -99,6 +99,12 @@ CREATE TRIGGER experiments_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE O
 CREATE TRIGGER variants_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON variants
   FOR EACH STATEMENT EXECUTE FUNCTION splitstream_notify_experiments();
 )sql"},
+    // Experiments are updated (start, stop) while their description and metrics may be
+    // large enough to be TOASTed: with the full old row in the WAL, CDC carries those
+    // unchanged values instead of Debezium's "__debezium_unavailable_value" placeholder.
+    {5, "experiments_replica_identity_full", R"sql(
+ALTER TABLE experiments REPLICA IDENTITY FULL;
+)sql"},
 };
 
 // Advisory lock keys (pg_advisory_xact_lock(bigint)): "splitstream" migrations / partitions.

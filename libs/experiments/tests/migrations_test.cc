@@ -50,20 +50,24 @@ class MigrationsTest : public ::testing::Test {
 TEST_F(MigrationsTest, SecondRunAppliesNothing) {
   auto first = Migrate(*conn_);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  EXPECT_EQ(first->applied.size(), 4u);
-  EXPECT_EQ(first->current_version, 4);
+  EXPECT_EQ(first->applied.size(), 5u);
+  EXPECT_EQ(first->current_version, 5);
 
   auto second = Migrate(*conn_);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_TRUE(second->applied.empty());
-  EXPECT_EQ(second->current_version, 4);
+  EXPECT_EQ(second->current_version, 5);
 
   auto versions = conn_->Exec("SELECT version, name FROM schema_migrations ORDER BY version");
   ASSERT_TRUE(versions.ok());
-  ASSERT_EQ(versions->size(), 4u);
+  ASSERT_EQ(versions->size(), 5u);
   EXPECT_EQ(versions->text(0, 0), "1");
   EXPECT_EQ(versions->text(0, 1), "experiments_and_variants");
-  EXPECT_EQ(versions->text(3, 0), "4");
+  EXPECT_EQ(versions->text(4, 0), "5");
+  auto identity =
+      conn_->Exec("SELECT relreplident FROM pg_class WHERE oid = 'experiments'::regclass");
+  ASSERT_TRUE(identity.ok());
+  EXPECT_EQ(identity->text(0, 0), "f");  // REPLICA IDENTITY FULL
 
   for (const char* table : {"experiments", "variants", "assignments", "events"}) {
     auto exists = conn_->Exec("SELECT to_regclass($1) IS NOT NULL", {std::string(table)});
@@ -102,7 +106,7 @@ TEST_F(MigrationsTest, ConcurrentMigrationsDoNotRace) {
     EXPECT_TRUE(results[t].ok()) << results[t].ToString();
     total += applied[t];
   }
-  EXPECT_EQ(total, 4u);  // every migration applied exactly once
+  EXPECT_EQ(total, 5u);  // every migration applied exactly once
 }
 
 TEST_F(MigrationsTest, MigrateCreatesPartitionsAroundNow) {

@@ -63,14 +63,20 @@ class CdcImpl final : public Cdc {
  private:
   Status Setup();
   Status PrepareSlotAndSnapshot(const std::atomic<bool>& stop);
-  Status Snapshot(const std::string& snapshot_name, Lsn position, const std::atomic<bool>& stop);
+  // Reads every table at `position` (the exported snapshot `snapshot_name`, or a new one when
+  // empty). The records carry `record_lsn` as source.lsn: the slot's restart_lsn, below every
+  // change the slot will stream, including the changes of a transaction that was open at the
+  // snapshot and commits after it (those were written before `position`). ClickHouse keeps
+  // the row with the highest position, so such a change must outrank the snapshot read.
+  Status Snapshot(const std::string& snapshot_name, Lsn position, Lsn record_lsn,
+                  const std::atomic<bool>& stop);
   Status WaitDelivered(std::string_view what);
   Status Stream(const std::atomic<bool>& stop);
   Status StreamSession(const std::atomic<bool>& stop);
   Status Handle(const pgoutput::XLogData& data);
   Status HandleChange(const TableInfo& table, debezium::Op op, Lsn lsn,
                       const std::vector<pgoutput::Value>* old_tuple,
-                      const std::vector<pgoutput::Value>* new_tuple);
+                      const std::vector<pgoutput::Value>* new_tuple, bool full_old_row = false);
   Status SendStatus(bool reply_requested);
   Status EmitHeartbeatMessage();
   Result<std::unique_ptr<TableInfo>> LoadTableFromCatalog(const std::string& qualified);
@@ -215,7 +221,7 @@ Status CdcImpl::PrepareSlotAndSnapshot(const std::atomic<bool>& stop) {
         // Snapshot now, then stream from the slot: changes between its position and the
         // snapshot arrive twice (duplicates allowed), none is missed.
         SPLITSTREAM_ASSIGN_OR_RETURN(pg::Rows pos, sql_->Exec("SELECT pg_current_wal_lsn()::text"));
-        return Snapshot("", ParseLsn(pos.text(0, 0)).value_or(Lsn(0)), stop);
+        return Snapshot("", ParseLsn(pos.text(0, 0)).value_or(Lsn(0)), slot.restart_lsn, stop);
       }
       break;
   }
@@ -225,7 +231,8 @@ Status CdcImpl::PrepareSlotAndSnapshot(const std::atomic<bool>& stop) {
   SPLITSTREAM_ASSIGN_OR_RETURN(pg::CreatedSlot created, repl_->CreateSlot(options_.slot, true));
   spdlog::info("cdc: created slot {} at {}; snapshot {}", options_.slot,
                LsnToString(created.consistent_point), created.snapshot_name);
-  return Snapshot(created.snapshot_name, created.consistent_point, stop);
+  SPLITSTREAM_ASSIGN_OR_RETURN(pg::SlotState made, pg::ReadSlotState(*sql_, options_.slot));
+  return Snapshot(created.snapshot_name, created.consistent_point, made.restart_lsn, stop);
 }
 
 Result<std::unordered_set<std::string>> CdcImpl::PrimaryKey(uint32_t oid) {
@@ -283,7 +290,7 @@ Status CdcImpl::WaitDelivered(std::string_view what) {
 
 // Reads every table inside one REPEATABLE READ transaction on the slot's exported snapshot
 // (or a fresh one), emitting op "r" records with Debezium's snapshot markers.
-Status CdcImpl::Snapshot(const std::string& snapshot_name, Lsn position,
+Status CdcImpl::Snapshot(const std::string& snapshot_name, Lsn position, Lsn record_lsn,
                          const std::atomic<bool>& stop) {
   {
     std::lock_guard<std::mutex> lock(metrics_mu_);
@@ -351,7 +358,7 @@ Status CdcImpl::Snapshot(const std::string& snapshot_name, Lsn position,
     change.source.commit_time_us = started_us;
     change.source.snapshot = marker;
     change.source.last_commit_lsn = Lsn(0);
-    change.source.lsn = position;
+    change.source.lsn = record_lsn;
     change.source.tx_id = 0;
     SPLITSTREAM_RETURN_IF_ERROR(emitter_->Emit(change));
     CountChange(*p.table);
@@ -584,7 +591,7 @@ Status CdcImpl::Handle(const pgoutput::XLogData& data) {
     auto it = tables_.find(m->relation_oid);
     if (it == tables_.end()) return Status::DataLoss("Update for unknown relation");
     return HandleChange(*it->second, debezium::Op::kUpdate, data.wal_start,
-                        m->old_kind ? &m->old_tuple : nullptr, &m->new_tuple);
+                        m->old_kind ? &m->old_tuple : nullptr, &m->new_tuple, m->old_kind == 'O');
   }
   if (auto* m = std::get_if<pgoutput::Delete>(&msg_)) {
     auto it = tables_.find(m->relation_oid);
@@ -652,7 +659,7 @@ Status CdcImpl::Handle(const pgoutput::XLogData& data) {
 
 Status CdcImpl::HandleChange(const TableInfo& table, debezium::Op op, Lsn lsn,
                              const std::vector<pgoutput::Value>* old_tuple,
-                             const std::vector<pgoutput::Value>* new_tuple) {
+                             const std::vector<pgoutput::Value>* new_tuple, bool full_old_row) {
   before_.clear();
   after_.clear();
   if (old_tuple) {
@@ -667,6 +674,17 @@ Status CdcImpl::HandleChange(const TableInfo& table, debezium::Op op, Lsn lsn,
     return Status::DataLoss(
         fmt::format("{}: tuple has {} columns, relation has {}", table.QualifiedName(),
                     before_.empty() ? after_.size() : before_.size(), cols.size()));
+  }
+  if (full_old_row) {
+    // REPLICA IDENTITY FULL: the old row carries every value, detoasted, so an unchanged
+    // TOAST value of the new row is the old one (Debezium fills it the same way). Without
+    // a full old row it stays the placeholder.
+    for (size_t i = 0; i < after_.size(); ++i) {
+      if (after_[i].kind == debezium::DatumKind::kUnchangedToast &&
+          before_[i].kind != debezium::DatumKind::kUnchangedToast) {
+        after_[i] = before_[i];
+      }
+    }
   }
   RowChange change;
   change.table = &table;
