@@ -4,6 +4,9 @@
 // aggregation without deduplication (count, avg, quantiles by variant). Medians of --runs.
 //
 // Usage: results_bench [--users N] [--events M] [--runs R] [--database DB] [--keep]
+//                      [--dedup final|argmax|both] [--csv FILE] [--print-sql]
+// --csv writes the first FINAL run's results (RenderCsv) to FILE, to compare the figures of two
+// versions of the engine on the same data; --print-sql prints the main query and exits.
 // Needs SPLITSTREAM_CLICKHOUSE_URL.
 #include <fmt/format.h>
 
@@ -11,8 +14,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "splitstream/pipeline/clickhouse_writer.h"
+#include "splitstream/results/render.h"
 #include "splitstream/results/results.h"
 
 namespace {
@@ -36,6 +41,9 @@ int main(int argc, char** argv) {
   int runs = 3;
   std::string database = "results_bench";
   bool keep = false;
+  std::string dedups = "both";
+  std::string csv_path;
+  bool print_sql = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -49,10 +57,17 @@ int main(int argc, char** argv) {
       database = next();
     else if (a == "--keep")
       keep = true;
+    else if (a == "--dedup")
+      dedups = next();
+    else if (a == "--csv")
+      csv_path = next();
+    else if (a == "--print-sql")
+      print_sql = true;
     else {
       fmt::print(
           stderr,
-          "usage: results_bench [--users N] [--events M] [--runs R] [--database DB] [--keep]\n");
+          "usage: results_bench [--users N] [--events M] [--runs R] [--database DB] [--keep] "
+          "[--dedup final|argmax|both] [--csv FILE] [--print-sql]\n");
       return 2;
     }
   }
@@ -133,8 +148,35 @@ int main(int argc, char** argv) {
       checkout, metric("revenue", "purchase", "mean"), metric("views", "view", "count"), ratio, p50,
       p95};
 
+  if (print_sql) {
+    results::ExperimentQuery q;
+    q.experiment_id = 1;
+    q.variant_ids = {1, 2};
+    q.cuped_pre_window_hours = results::EngineOptions().cuped_pre_window_hours;
+    for (const experiments::MetricSpec& m : e.spec.metrics) {
+      results::MetricQuery mq;
+      mq.key = m.key;
+      mq.event_type = m.event_type;
+      mq.kind = *results::ParseMetricKind(m.kind);
+      mq.denominator_event_type = m.denominator_event_type.value_or("");
+      mq.quantile = m.quantile.value_or(0.5);
+      mq.window_hours = m.window_hours;
+      q.metrics.push_back(mq);
+    }
+    auto sql = results::BuildMainQuery(q);
+    if (!sql.ok()) return Fail(sql.status(), "sql");
+    fmt::print("{}\n", *sql);
+    return 0;
+  }
+  std::vector<results::Dedup> modes;
+  if (dedups == "final" || dedups == "both") modes.push_back(results::Dedup::kFinal);
+  if (dedups == "argmax" || dedups == "both") modes.push_back(results::Dedup::kArgMax);
+  if (modes.empty()) {
+    fmt::print(stderr, "results_bench: --dedup must be final, argmax or both\n");
+    return 2;
+  }
   std::string verdicts;
-  for (results::Dedup dedup : {results::Dedup::kFinal, results::Dedup::kArgMax}) {
+  for (results::Dedup dedup : modes) {
     results::EngineOptions eo;
     eo.dedup = dedup;
     auto engine = results::ResultsEngine::Create(co, eo);
@@ -150,6 +192,7 @@ int main(int argc, char** argv) {
       trips = res->round_trips;
       if (r == 0 && dedup == results::Dedup::kFinal) {
         fmt::print("exposed users: {} / {}\n", res->variants[0].users, res->variants[1].users);
+        if (!csv_path.empty()) std::ofstream(csv_path) << results::RenderCsv(*res);
         for (const auto& m : res->metrics) {
           if (m.analysis) verdicts += "  " + m.analysis->comparisons[0].verdict + "\n";
         }

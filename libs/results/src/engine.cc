@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -84,6 +85,7 @@ Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& 
   q.experiment_id = e.id.value();
   q.cuped_pre_window_hours = out.cuped ? options_.cuped_pre_window_hours : 0;
   q.dedup = options_.dedup;
+  q.alpha = ao.alpha;
   for (const experiments::Variant& v : e.variants) {
     q.variant_ids.push_back(v.id.value());
     out.variants.push_back({v.id.value(), v.key, v.weight, 0});
@@ -124,6 +126,8 @@ Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& 
   size_t width = 3;
   for (const MetricQuery& m : q.metrics) width += MetricColumns(m, cuped_cols).size();
   std::map<int64_t, std::pair<int64_t, std::vector<Sums>>> by_variant;
+  // (metric index, variant id) → the quantile column of the main query (sql.h).
+  std::map<std::pair<size_t, int64_t>, std::vector<double>> order_stats;
   for (const std::vector<std::string>& row : *rows) {
     if (row.size() != width) {
       return Status::Internal(
@@ -134,11 +138,22 @@ Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& 
     SPLITSTREAM_ASSIGN_OR_RETURN(int64_t users, ParseCount(row[1], "users"));
     std::vector<Sums> sums;
     size_t col = 2;
-    for (const MetricQuery& m : q.metrics) {
+    for (size_t i = 0; i < q.metrics.size(); ++i) {
+      const MetricQuery& m = q.metrics[i];
       Sums s;
-      for (size_t k = 0; k < MetricColumns(m, cuped_cols).size(); ++k) {
-        SPLITSTREAM_ASSIGN_OR_RETURN(double v, ParseDouble(row[col++], "a sum"));
-        s.push_back(v);
+      if (m.kind == stats::MetricKind::kQuantile) {
+        // [n, (r, v(r-1), v(r), v(r+1)) for lower, p, upper], or [] without values.
+        SPLITSTREAM_ASSIGN_OR_RETURN(std::vector<double> os, ParseArray(row[col++]));
+        if (!os.empty() && os.size() != 13) {
+          return Status::Internal("results query returned malformed order statistics");
+        }
+        s.push_back(os.empty() ? 0 : os[0]);
+        order_stats[{i, id}] = std::move(os);
+      } else {
+        for (size_t k = 0; k < MetricColumns(m, cuped_cols).size(); ++k) {
+          SPLITSTREAM_ASSIGN_OR_RETURN(double v, ParseDouble(row[col++], "a sum"));
+          s.push_back(v);
+        }
       }
       sums.push_back(std::move(s));
     }
@@ -158,21 +173,34 @@ Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& 
     return it->second.second[metric];
   };
 
-  // Quantiles: the levels depend on each variant's sample size, so a second round trip.
+  // Quantiles: the levels depend on each variant's sample size n. The main query read the
+  // values at the ranks it computed in SQL from n, with their neighbours; the exact rank of
+  // each level is the one quantileExact reads (floor(level * n)). Should SQL's rank ever be
+  // more than one off, a second round trip asks quantilesExact for the exact levels.
   std::vector<QuantileRequest> requests;
+  std::map<std::pair<size_t, int64_t>, std::vector<double>> quantiles;
   for (size_t i = 0; i < q.metrics.size(); ++i) {
     if (q.metrics[i].kind != stats::MetricKind::kQuantile) continue;
     for (size_t v = 0; v < out.variants.size(); ++v) {
       int64_t n = static_cast<int64_t>(std::llround(sums_of(v, i)[0]));
       if (n == 0) continue;
       QuantileRequest r{i, out.variants[v].id, {q.metrics[i].quantile}};
+      std::vector<size_t> slots = {1};  // which of SQL's lower, p, upper each level is
       Result<stats::QuantileLevels> levels =
           stats::LevelsForQuantile(q.metrics[i].quantile, n, ao.alpha);
-      if (levels.ok()) r.levels = {levels->lower, levels->p, levels->upper};
-      requests.push_back(std::move(r));
+      if (levels.ok()) {
+        r.levels = {levels->lower, levels->p, levels->upper};
+        slots = {0, 1, 2};
+      }
+      std::vector<double> values =
+          PickOrderStatistics(order_stats[{i, r.variant_id}], r.levels, slots);
+      if (!values.empty()) {
+        quantiles[{i, r.variant_id}] = std::move(values);
+      } else {
+        requests.push_back(std::move(r));
+      }
     }
   }
-  std::map<std::pair<size_t, int64_t>, std::vector<double>> quantiles;
   if (!requests.empty()) {
     SPLITSTREAM_ASSIGN_OR_RETURN(std::string qsql, BuildQuantileQuery(q, requests));
     Result<std::vector<std::vector<std::string>>> qrows = client_->QueryRows(qsql);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "splitstream/clickhouse/sql.h"
+#include "splitstream/stats/inference.h"
 
 namespace splitstream::results {
 namespace {
@@ -96,10 +97,77 @@ std::vector<std::string> EventTypes(const ExperimentQuery& q) {
 // are joined and grouped by uh = cityHash64(user_id): grouping 10 M rows by the 64-bit hash
 // took 0.8 s against 3.2 s by the string (18.16, bench/results); two of 1 M users collide
 // with probability about 3e-8.
-std::string JoinedEvents(const ExperimentQuery& q) {
-  return fmt::format("({}) ALL INNER JOIN ({}) USING uh",
-                     EventsSql(q.experiment_id, EventTypes(q), q.dedup),
+//
+// ANY INNER JOIN: the exposures have one row per user (the assignments key), so ANY and ALL
+// give the same rows, and ANY's hash table is cheaper (0.2 s of 2.0 s on 10 M events).
+std::string JoinedEvents(const ExperimentQuery& q, const std::vector<std::string>& types) {
+  return fmt::format("({}) ANY INNER JOIN ({}) USING uh",
+                     EventsSql(q.experiment_id, types, q.dedup),
                      ExposuresSql(q.experiment_id, q.dedup));
+}
+
+// The quantile metrics' distinct value conditions (event type and window): each is one array
+// of values per variant, shared by the metrics with the same condition (p50 and p95 of the
+// same events sort one array).
+std::vector<std::string> QuantileConditions(const ExperimentQuery& q) {
+  std::vector<std::string> conds;
+  for (const MetricQuery& m : q.metrics) {
+    if (m.kind != stats::MetricKind::kQuantile) continue;
+    std::string c = PostCondition(m.event_type, m.window_hours) + " AND isNotNull(value)";
+    if (std::find(conds.begin(), conds.end(), c) == conds.end()) conds.push_back(c);
+  }
+  return conds;
+}
+
+size_t QuantileConditionIndex(const ExperimentQuery& q, const MetricQuery& m) {
+  std::vector<std::string> conds = QuantileConditions(q);
+  std::string c = PostCondition(m.event_type, m.window_hours) + " AND isNotNull(value)";
+  return std::find(conds.begin(), conds.end(), c) - conds.begin();
+}
+
+// Event types that only quantile metrics read: their rows are grouped per variant instead of
+// per user (they add nothing to any per-user value), so collecting their values costs one
+// hash-table entry per variant instead of a random access per user.
+std::vector<std::string> QuantileOnlyTypes(const ExperimentQuery& q) {
+  std::vector<std::string> other, out;
+  for (const MetricQuery& m : q.metrics) {
+    if (m.kind == stats::MetricKind::kQuantile) continue;
+    other.push_back(m.event_type);
+    if (m.kind == stats::MetricKind::kRatio) other.push_back(m.denominator_event_type);
+  }
+  for (const MetricQuery& m : q.metrics) {
+    if (m.kind != stats::MetricKind::kQuantile) continue;
+    if (std::find(other.begin(), other.end(), m.event_type) == other.end() &&
+        std::find(out.begin(), out.end(), m.event_type) == out.end()) {
+      out.push_back(m.event_type);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The 0-based rank quantileExact reads for `level` of n sorted values: floor(level * n),
+// clamped to the last value (SQL over the per-variant n).
+std::string RankSql(const std::string& level, const std::string& n) {
+  return fmt::format("least(toUInt64(greatest({0}, 0) * {1}), {1} - 1)", level, n);
+}
+
+// The order-statistics column of a quantile metric from the variant's sorted values `s`:
+// [n, then for each of the levels lower, p, upper (stats::LevelsForQuantile, the same double
+// operations): the rank r and the values at ranks r - 1, r, r + 1]. The neighbours let the
+// engine check the rank against its own and take the exact one.
+std::string OrderStatisticsSql(const MetricQuery& m, const std::string& s, double alpha) {
+  const double p = m.quantile;
+  const std::string n = fmt::format("length({})", s);
+  const std::string d =
+      fmt::format("{} * sqrt({} * (1 - {}) / {})", stats::CriticalValue(alpha), p, p, n);
+  std::string out = fmt::format("[toFloat64({})", n);
+  for (const std::string& level :
+       {fmt::format("{} - {}", p, d), fmt::format("{}", p), fmt::format("{} + {}", p, d)}) {
+    std::string r = RankSql(level, n);
+    out += fmt::format(", toFloat64({0}), {1}[{0}], {1}[{0} + 1], {1}[{0} + 2]", r, s);
+  }
+  return out + "]";
 }
 
 }  // namespace
@@ -123,7 +191,7 @@ std::vector<std::string> MetricColumns(const MetricQuery& metric, bool cuped) {
       cols = {"sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy"};
       break;
     case stats::MetricKind::kQuantile:
-      cols = {"values"};
+      cols = {"order_stats"};
       break;
   }
   if (cuped && CupedApplies(metric.kind)) {
@@ -187,12 +255,28 @@ Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
     if (!ids.empty()) ids += ", ";
     ids += fmt::format("toInt64({})", id);
   }
-  // Per user (users with at least one event of a metric's type): the value of each metric.
+  const std::vector<std::string> quantile_conds = QuantileConditions(q);
+  // Per user (users with at least one event of a metric's type): the value of each metric;
+  // per variant: the sums, and the sorted values of each quantile condition.
   std::string per_user;
   std::string per_variant;
+  std::string picks;  // the outermost select: sums by name, order statistics computed
   std::vector<std::string> outer;
+  for (size_t g = 0; g < quantile_conds.size(); ++g) {
+    per_user +=
+        fmt::format(", groupArrayIf(assumeNotNull(value), {}) AS a{}", quantile_conds[g], g);
+    per_variant += fmt::format(", arraySort(groupArrayArray(a{0})) AS s{0}", g);
+  }
   for (size_t i = 0; i < q.metrics.size(); ++i) {
     const MetricQuery& m = q.metrics[i];
+    std::vector<std::string> names = MetricColumns(m, q.cuped_pre_window_hours > 0);
+    if (m.kind == stats::MetricKind::kQuantile) {
+      std::string name = fmt::format("m{}_{}", i, names[0]);
+      std::string s = fmt::format("s{}", QuantileConditionIndex(q, m));
+      picks += fmt::format(", {} AS {}", OrderStatisticsSql(m, s, q.alpha), name);
+      outer.push_back(name);
+      continue;
+    }
     std::string post = PostCondition(m.event_type, m.window_hours);
     per_user += fmt::format(", {} AS x{}", PerUserValue(m.kind, post, false), i);
     std::vector<std::string> aggs;
@@ -221,10 +305,10 @@ Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
       aggs.push_back(fmt::format("sum(p{0} * p{0})", i));
       aggs.push_back(fmt::format("sum(x{0} * p{0})", i));
     }
-    std::vector<std::string> names = MetricColumns(m, q.cuped_pre_window_hours > 0);
     for (size_t j = 0; j < aggs.size(); ++j) {
       std::string name = fmt::format("m{}_{}", i, names[j]);
       per_variant += fmt::format(", {} AS {}", aggs[j], name);
+      picks += ", " + name;
       outer.push_back(name);
     }
   }
@@ -243,11 +327,40 @@ Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
   if (q.metrics.empty()) {
     return fmt::format("SELECT variant_id, users, {} AS fresh_ms FROM ({})", fresh, counts);
   }
+  // Rows of event types that only quantile metrics read are grouped under their variant
+  // (key = the variant id; a user's key is the 64-bit hash of the id, which equals a variant
+  // id with probability about 2^-64) instead of under their user.
+  std::string key = "uh";
+  const std::vector<std::string> routed = QuantileOnlyTypes(q);
+  if (!routed.empty()) {
+    std::string types;
+    for (const std::string& t : routed) types += (types.empty() ? "" : ", ") + QuoteString(t);
+    key = fmt::format("if(event_type IN ({}), toUInt64(v), uh)", types);
+  }
   return fmt::format(
       "SELECT variant_id, users{}, {} AS fresh_ms FROM ({}) ANY LEFT JOIN "
-      "(SELECT v AS variant_id{} FROM "
-      "(SELECT uh, any(v) AS v{} FROM {} GROUP BY uh) GROUP BY v) USING variant_id",
-      columns, fresh, counts, per_variant, per_user, JoinedEvents(q));
+      "(SELECT variant_id{} FROM (SELECT v AS variant_id{} FROM "
+      "(SELECT k, any(v) AS v{} FROM (SELECT {} AS k, event_type, value, ts_us, v, exposed_us "
+      "FROM {}) GROUP BY k) GROUP BY v)) USING variant_id",
+      columns, fresh, counts, picks, per_variant, per_user, key, JoinedEvents(q, EventTypes(q)));
+}
+
+std::vector<double> PickOrderStatistics(const std::vector<double>& column,
+                                        const std::vector<double>& levels,
+                                        const std::vector<size_t>& sql_levels) {
+  if (column.size() != 13 || levels.size() != sql_levels.size() || !(column[0] >= 1)) return {};
+  const int64_t n = static_cast<int64_t>(column[0]);
+  std::vector<double> out;
+  for (size_t k = 0; k < levels.size(); ++k) {
+    if (sql_levels[k] > 2 || !(levels[k] >= 0 && levels[k] < 1)) return {};
+    // The rank quantileExact reads for a level below 1.
+    const int64_t rank = static_cast<int64_t>(levels[k] * static_cast<double>(n));
+    const double* slot = &column[1 + 4 * sql_levels[k]];  // r, v(r - 1), v(r), v(r + 1)
+    const int64_t sql_rank = static_cast<int64_t>(slot[0]);
+    if (rank < sql_rank - 1 || rank > sql_rank + 1 || rank >= n) return {};
+    out.push_back(slot[2 + (rank - sql_rank)]);
+  }
+  return out;
 }
 
 Result<std::string> BuildQuantileQuery(const ExperimentQuery& q,
@@ -275,7 +388,12 @@ Result<std::string> BuildQuantileQuery(const ExperimentQuery& q,
         "quantilesExactIf({})(ifNull(value, 0), v = {} AND {} AND isNotNull(value)) AS q{}", levels,
         req.variant_id, PostCondition(m.event_type, m.window_hours), r);
   }
-  return fmt::format("SELECT {} FROM {}", select, JoinedEvents(q));
+  std::vector<std::string> types;
+  for (const QuantileRequest& req : requests)
+    types.push_back(q.metrics[req.metric_index].event_type);
+  std::sort(types.begin(), types.end());
+  types.erase(std::unique(types.begin(), types.end()), types.end());
+  return fmt::format("SELECT {} FROM {}", select, JoinedEvents(q, types));
 }
 
 }  // namespace splitstream::results

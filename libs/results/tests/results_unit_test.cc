@@ -1,9 +1,11 @@
 // SQL builders and renderings, without a server.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "splitstream/results/render.h"
 #include "splitstream/results/results.h"
 #include "splitstream/results/sql.h"
+#include "splitstream/stats/inference.h"
 
 namespace splitstream::results {
 namespace {
@@ -121,6 +123,72 @@ TEST(SqlTest, InvalidDefinitions) {
   EXPECT_EQ(sql->find("JOIN (SELECT tupleElement"), std::string::npos);
 }
 
+TEST(SqlTest, QuantilesInTheMainQuery) {
+  ExperimentQuery q = Query();
+  q.metrics.push_back({"p50", "load", stats::MetricKind::kQuantile, "", 0.5, std::nullopt});
+  q.metrics.push_back({"rev_p90", "purchase", stats::MetricKind::kQuantile, "", 0.9, 24});
+  auto sql = BuildMainQuery(q);
+  ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+  // 'load' feeds only quantiles: its rows are grouped per variant; 'purchase' also feeds
+  // per-user values, so its rows stay with their user.
+  EXPECT_NE(sql->find("if(event_type IN ('load'), toUInt64(v), uh) AS k"), std::string::npos)
+      << *sql;
+  // One sorted array per distinct condition: p95 and p50 of 'load' share s0.
+  EXPECT_EQ(Count(*sql, "groupArrayIf("), 2u);
+  EXPECT_NE(sql->find("groupArrayIf(assumeNotNull(value), event_type = 'load' AND ts_us >= "
+                      "exposed_us AND isNotNull(value)) AS a0"),
+            std::string::npos);
+  EXPECT_NE(
+      sql->find("groupArrayIf(assumeNotNull(value), event_type = 'purchase' AND ts_us >= "
+                "exposed_us AND ts_us < exposed_us + 86400000000 AND isNotNull(value)) AS a1"),
+      std::string::npos);
+  EXPECT_NE(sql->find("arraySort(groupArrayArray(a0)) AS s0"), std::string::npos);
+  // The levels of stats::LevelsForQuantile, with the same critical value and operations.
+  std::string d =
+      fmt::format("{} * sqrt(0.95 * (1 - 0.95) / length(s0))", stats::CriticalValue(0.05));
+  EXPECT_NE(sql->find("least(toUInt64(greatest(0.95 - " + d +
+                      ", 0) * length(s0)), "
+                      "length(s0) - 1)"),
+            std::string::npos)
+      << *sql;
+  EXPECT_NE(sql->find("0.5 + " + fmt::format("{}", stats::CriticalValue(0.05)) +
+                      " * sqrt(0.5 * (1 - 0.5) / length(s0))"),
+            std::string::npos);
+  EXPECT_NE(sql->find("length(s1)"), std::string::npos);
+  // Quantile metrics add nothing per user.
+  EXPECT_EQ(sql->find("AS x3"), std::string::npos);
+  // No quantile metric: no arrays, users keyed by their hash alone.
+  q = Query();
+  q.metrics.pop_back();
+  sql = BuildMainQuery(q);
+  ASSERT_TRUE(sql.ok());
+  EXPECT_EQ(sql->find("groupArray"), std::string::npos);
+  EXPECT_NE(sql->find("SELECT uh AS k"), std::string::npos);
+}
+
+TEST(SqlTest, PickOrderStatistics) {
+  // n = 10 values v(i) = 10 i; SQL's ranks 2, 5, 7 for lower, p, upper.
+  auto column = [](double r_lo, double r_p, double r_hi) {
+    std::vector<double> c = {10};
+    for (double r : {r_lo, r_p, r_hi}) {
+      c.push_back(r);
+      for (double i : {r - 1, r, r + 1}) c.push_back(i >= 0 && i < 10 ? 10 * i : 0);
+    }
+    return c;
+  };
+  EXPECT_EQ(PickOrderStatistics(column(2, 5, 7), {0.25, 0.5, 0.75}, {0, 1, 2}),
+            (std::vector<double>{20, 50, 70}));
+  // SQL one rank off either way: the neighbour is the exact value.
+  EXPECT_EQ(PickOrderStatistics(column(3, 4, 6), {0.25, 0.5, 0.75}, {0, 1, 2}),
+            (std::vector<double>{20, 50, 70}));
+  // The estimate alone (sample too small for an interval) reads the p slot.
+  EXPECT_EQ(PickOrderStatistics(column(0, 5, 9), {0.5}, {1}), (std::vector<double>{50}));
+  // Two ranks off, malformed or empty: nothing (the engine asks quantilesExact instead).
+  EXPECT_TRUE(PickOrderStatistics(column(0, 5, 7), {0.25, 0.5, 0.75}, {0, 1, 2}).empty());
+  EXPECT_TRUE(PickOrderStatistics({}, {0.5}, {1}).empty());
+  EXPECT_TRUE(PickOrderStatistics({10, 5, 40, 50}, {0.5}, {1}).empty());
+}
+
 TEST(SqlTest, QuantileQuery) {
   ExperimentQuery q = Query();
   auto sql = BuildQuantileQuery(q, {{3, 11, {0.9, 0.95, 0.99}}, {3, 12, {0.95}}});
@@ -129,6 +197,8 @@ TEST(SqlTest, QuantileQuery) {
                       "event_type = 'load' AND ts_us >= exposed_us AND isNotNull(value)) AS q0"),
             std::string::npos);
   EXPECT_NE(sql->find("quantilesExactIf(0.95)(ifNull(value, 0), v = 12"), std::string::npos);
+  // Only the requested metrics' events are read.
+  EXPECT_NE(sql->find("event_type IN ('load')"), std::string::npos) << *sql;
   EXPECT_FALSE(BuildQuantileQuery(q, {}).ok());
   EXPECT_FALSE(BuildQuantileQuery(q, {{0, 11, {0.5}}}).ok());  // not a quantile metric
   EXPECT_FALSE(BuildQuantileQuery(q, {{3, 11, {1.5}}}).ok());

@@ -83,7 +83,8 @@ class ResultsEngine {
       const clickhouse::ClientOptions& client_options, EngineOptions options = {});
 
   // Results of `experiment` (its variants, weights and metrics come from the definition,
-  // the data from ClickHouse). One query, plus one more when it has quantile metrics.
+  // the data from ClickHouse). One query (a second one only if a quantile rank computed in
+  // SQL were ever more than one off the exact one, see sql.h).
   Result<ExperimentResults> Compute(const experiments::Experiment& experiment);
 
   const EngineOptions& options() const { return options_; }

@@ -40,6 +40,9 @@ struct ExperimentQuery {
   // How the latest version per key is found: FINAL (the default: about 4x faster on 18.16,
   // bench/results) or argMax grouping.
   Dedup dedup = Dedup::kFinal;
+  // Significance level of the analysis: the quantile metrics' order statistics are read at
+  // stats::LevelsForQuantile(p, n, alpha).
+  double alpha = 0.05;
 };
 
 // Which aggregates the main query returns for a metric, in column order after `variant_id`
@@ -60,12 +63,28 @@ std::string ExposuresSql(int64_t experiment_id, Dedup dedup = Dedup::kFinal);
 std::string EventsSql(int64_t experiment_id, const std::vector<std::string>& event_types,
                       Dedup dedup = Dedup::kFinal);
 
-// The main query: one row per variant id of `q` (variants without exposures too):
+// The main query (the only one unless a quantile rank disagrees, see below): one row per
+// variant id of `q` (variants without exposures too):
 //   variant_id, users, MetricColumns(metric 0)..., MetricColumns(metric n-1)..., fresh_ms
 // where fresh_ms is the newest _source_ts_ms over the experiment's rows in experiments,
-// variants, assignments and events (0 when there are none). InvalidArgument for no variants,
-// a metric with an empty event type, or a ratio without a denominator event type.
+// variants, assignments and events (0 when there are none). A quantile metric's one column is
+// an Array(Float64): [] when the variant has no row, else [n, then for each of the levels
+// lower, p, upper of stats::LevelsForQuantile(p, n, alpha), computed in SQL with the same
+// double operations: r, v(r - 1), v(r), v(r + 1)] where v(i) is the value of 0-based rank i
+// among the variant's n sorted values (0 outside [0, n)) and r = min(floor(max(level, 0) * n),
+// n - 1), the rank quantileExact reads. The caller checks r against its own rank (and falls
+// back to BuildQuantileQuery if it were ever more than one off). InvalidArgument for no
+// variants, a metric with an empty event type, or a ratio without a denominator event type.
 Result<std::string> BuildMainQuery(const ExperimentQuery& q);
+
+// The values at `levels` (quantileExact's ranks floor(level * n), n = column[0]) from a
+// quantile metric's column of the main query (BuildMainQuery); `sql_levels` says which of the
+// column's lower (0), p (1), upper (2) slots each level is. Empty when a rank is more than
+// one off the rank SQL computed (the caller then asks BuildQuantileQuery) or the column is
+// malformed.
+std::vector<double> PickOrderStatistics(const std::vector<double>& column,
+                                        const std::vector<double>& levels,
+                                        const std::vector<size_t>& sql_levels);
 
 // The levels of quantilesExact for one (metric, variant): {p} alone when the sample is too
 // small for an interval, else {lower, p, upper} from stats::LevelsForQuantile.
@@ -75,7 +94,7 @@ struct QuantileRequest {
   std::vector<double> levels;
 };
 
-// The second round trip, for quantile metrics only: one row, one Array(Float64) column per
+// The fallback second round trip for quantile metrics: one row, one Array(Float64) column per
 // request, in order: quantilesExact(levels)(value) over the variant's events of the metric
 // (after exposure, in the window, with a value). InvalidArgument for an empty list, a
 // request for a metric that is not kQuantile or levels outside [0, 1].
