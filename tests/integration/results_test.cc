@@ -330,6 +330,37 @@ void ResultsTest::CheckConversionMeanAndQuantile() {
   const MetricResult& lat = r->metrics[2];
   check_quantile(lat, 0.5, truth.latencies);
   check_quantile(r->metrics[3], 0.9, truth.purchases);
+
+  // The fallback second query (used only if a rank computed in SQL were more than one off)
+  // reads the same order statistics.
+  ExperimentQuery q;
+  q.experiment_id = kExp;
+  q.variant_ids = {kControl, kTreatment};
+  q.dedup = dedup_;
+  q.metrics.push_back({"latency_p50", "load", stats::MetricKind::kQuantile, "", 0.5, {}});
+  std::vector<QuantileRequest> requests;
+  std::vector<std::vector<double>> expected;
+  for (int64_t variant : {kControl, kTreatment}) {
+    std::vector<double> xs = truth.latencies[variant];
+    std::sort(xs.begin(), xs.end());
+    auto levels = stats::LevelsForQuantile(0.5, static_cast<int64_t>(xs.size()), 0.05);
+    ASSERT_TRUE(levels.ok());
+    requests.push_back({0, variant, {levels->lower, levels->p, levels->upper}});
+    expected.emplace_back();
+    for (double level : requests.back().levels) {
+      expected.back().push_back(xs[static_cast<size_t>(level * xs.size())]);
+    }
+  }
+  auto sql = BuildQuantileQuery(q, requests);
+  ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+  auto qrows = ch_->QueryRows(*sql);
+  ASSERT_TRUE(qrows.ok()) << qrows.status().ToString();
+  ASSERT_EQ(qrows->size(), 1u);
+  ASSERT_EQ((*qrows)[0].size(), 2u);
+  for (size_t v = 0; v < 2; ++v) {
+    EXPECT_EQ((*qrows)[0][v],
+              fmt::format("[{},{},{}]", expected[v][0], expected[v][1], expected[v][2]));
+  }
   EXPECT_EQ(lat.analysis->comparisons[0].direction, stats::Direction::kBetter)
       << lat.analysis->comparisons[0].verdict;
   // The JSON carries the verdicts.
