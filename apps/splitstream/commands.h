@@ -59,6 +59,13 @@ struct SinkCommandOptions {
   std::string metrics_addr = "127.0.0.1:9188";
 };
 
+struct UpOptions {
+  std::string slot = "splitstream";  // cdc's replication slot
+  std::string group;                 // sink's consumer group; empty: the sink's default
+  std::string cdc_metrics_addr = "127.0.0.1:9187";
+  std::string sink_metrics_addr = "127.0.0.1:9188";
+};
+
 struct ResultsCommandOptions {
   std::string experiment;
   std::string format = "table";   // table | json | csv
@@ -83,6 +90,9 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts);
 // Consumes the change topics into ClickHouse (or hourly JSON-lines files) until SIGTERM or
 // SIGINT, committing Kafka offsets only after the rows are written.
 Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts);
+// Migrates, then runs serve, cdc and (with Kafka brokers) sink as supervised child processes
+// until SIGTERM or SIGINT; generates and prints the API tokens when none are configured.
+Status RunUp(const config::Config& cfg, const UpOptions& opts);
 // Creates (or reuses), starts and drives an experiment through the HTTP API.
 Status RunLoadgen(const config::Config& cfg, const LoadgenOptions& opts);
 

@@ -130,6 +130,23 @@ int main(int argc, char** argv) {
   results->add_flag("--sequential", results_opts.sequential,
                     "always-valid (sequential) intervals and p-values");
 
+  splitstream::app::UpOptions up_opts;
+  auto* up = app.add_subcommand(
+      "up",
+      "everything at once: migrate, then serve, cdc and (with Kafka brokers) sink, supervised");
+  AddSettingFlag(up, flags, "--http-addr", "http_addr", "API listen address host:port");
+  AddSettingFlag(up, flags, "--kafka-brokers", "kafka_brokers",
+                 "Kafka bootstrap servers (empty: direct mode, no sink)");
+  AddSettingFlag(up, flags, "--topic-prefix", "topic_prefix", "Debezium topic.prefix");
+  AddSettingFlag(up, flags, "--clickhouse-url", "clickhouse_url", "ClickHouse HTTP endpoint");
+  AddSettingFlag(up, flags, "--clickhouse-database", "clickhouse_database", "analytics database");
+  up->add_option("--slot", up_opts.slot, "cdc's logical replication slot")->capture_default_str();
+  up->add_option("--group", up_opts.group, "sink's consumer group (default clickhouse-consumer)");
+  up->add_option("--cdc-metrics-addr", up_opts.cdc_metrics_addr, "host:port of cdc's /metrics")
+      ->capture_default_str();
+  up->add_option("--sink-metrics-addr", up_opts.sink_metrics_addr, "host:port of sink's /metrics")
+      ->capture_default_str();
+
   splitstream::app::LoadgenOptions loadgen_opts;
   auto* loadgen = app.add_subcommand(
       "loadgen", "simulate an experiment with a known true effect through the HTTP API");
@@ -164,6 +181,8 @@ int main(int argc, char** argv) {
     st = splitstream::app::RunSink(*cfg, sink_opts);
   } else if (results->parsed()) {
     st = splitstream::app::RunResults(*cfg, results_opts);
+  } else if (up->parsed()) {
+    st = splitstream::app::RunUp(*cfg, up_opts);
   } else if (loadgen->parsed()) {
     st = splitstream::app::RunLoadgen(*cfg, loadgen_opts);
   }

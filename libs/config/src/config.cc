@@ -179,4 +179,12 @@ std::string Config::Redacted() const {
   return out;
 }
 
+std::map<std::string, std::string> Config::ToEnvironment() const {
+  std::map<std::string, std::string> env;
+  for (const Setting& s : Settings()) {
+    env[EnvName(s)] = s.kind == Kind::kInt ? std::to_string(this->*s.num) : this->*s.str;
+  }
+  return env;
+}
+
 }  // namespace splitstream::config

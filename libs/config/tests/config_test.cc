@@ -94,6 +94,21 @@ TEST(Config, SplitHostPortNamesTheSetting) {
   }
 }
 
+TEST(Config, ToEnvironmentResolvesToTheSameConfiguration) {
+  auto cfg = Load("", {{"pg_dsn", "host=h password=pw"}, {"pg_pool_size", "3"}},
+                  MapEnv({{"SPLITSTREAM_ADMIN_TOKEN", "adm"}, {"SPLITSTREAM_KAFKA_BROKERS", ""}}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  auto env = cfg->ToEnvironment();
+  EXPECT_EQ(env.at("SPLITSTREAM_PG_DSN"), "host=h password=pw");
+  EXPECT_EQ(env.at("SPLITSTREAM_PG_POOL_SIZE"), "3");
+  EXPECT_EQ(env.at("SPLITSTREAM_ADMIN_TOKEN"), "adm");
+  auto again = Load("", {}, MapEnv(env));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->Redacted(), cfg->Redacted());
+  EXPECT_EQ(again->admin_token, "adm");
+  EXPECT_EQ(again->kafka_brokers, "");
+}
+
 TEST(Config, RedactedHidesSecrets) {
   Config cfg;
   cfg.admin_token = "adm-secret";

@@ -42,6 +42,9 @@ struct Config {
   Result<std::pair<std::string, uint16_t>> HttpHostPort() const;
   // One line per setting with secrets replaced by ***.
   std::string Redacted() const;
+  // Every setting as its environment variable (SPLITSTREAM_PG_DSN, ...) and value, secrets
+  // included: what a child process needs to resolve the same configuration. Never log it.
+  std::map<std::string, std::string> ToEnvironment() const;
 };
 
 // Source of environment variables (tests pass a map).

@@ -1,0 +1,236 @@
+// `splitstream up`: a single-machine deployment under one command. Applies the migrations
+// (PostgreSQL and ClickHouse), then runs `serve`, `cdc` and, when Kafka brokers are
+// configured, `sink` as child processes of this same binary with this process's resolved
+// configuration, and supervises them: SIGTERM/SIGINT stops them in order (serve, cdc, sink),
+// each gracefully; a child that exits on its own stops the others and `up` fails naming it.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <spawn.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "commands.h"
+
+extern char** environ;
+
+namespace splitstream::app {
+namespace {
+
+struct Child {
+  std::string role;
+  pid_t pid = -1;
+  bool running = true;
+  int exit_code = 0;  // 128 + signal when killed
+};
+
+int ExitCode(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return -1;
+}
+
+// 32 hex digits from the kernel's random source.
+Result<std::string> RandomToken() {
+  unsigned char bytes[16];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Internal(fmt::format("open /dev/urandom: {}", strerror(errno)));
+  ssize_t n = read(fd, bytes, sizeof bytes);
+  close(fd);
+  if (n != static_cast<ssize_t>(sizeof bytes)) return Status::Internal("read /dev/urandom");
+  std::string token;
+  for (unsigned char b : bytes) token += fmt::format("{:02x}", b);
+  return token;
+}
+
+Result<std::string> SelfExecutable() {
+  char path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) return Status::Internal(fmt::format("readlink /proc/self/exe: {}", strerror(errno)));
+  return std::string(path, static_cast<size_t>(n));
+}
+
+// Starts `exe args...` with this process's environment, the variables of `env` replacing
+// any of the same name, and no blocked signals.
+Result<pid_t> Spawn(const std::string& exe, const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env) {
+  std::vector<std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    auto eq = entry.find('=');
+    if (eq != std::string_view::npos && env.contains(std::string(entry.substr(0, eq)))) continue;
+    vars.emplace_back(entry);
+  }
+  for (const auto& [name, value] : env) vars.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_storage = {exe};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, exe.c_str(), nullptr, &attr, argv.data(), envp.data());
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    return Status::Internal(fmt::format("cannot start {} {}: {}", exe, args.front(), strerror(rc)));
+  }
+  return pid;
+}
+
+// Collects every child that has exited, without waiting.
+void Reap(std::vector<Child>& children) {
+  for (Child& c : children) {
+    if (!c.running) continue;
+    int status = 0;
+    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      c.running = false;
+      c.exit_code = ExitCode(status);
+    }
+  }
+}
+
+// SIGTERM, then up to `grace` for the child to finish, then SIGKILL.
+void Stop(Child& c, std::chrono::seconds grace) {
+  if (!c.running) return;
+  spdlog::info("up: stopping {} (pid {})", c.role, c.pid);
+  kill(c.pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      c.running = false;
+      c.exit_code = ExitCode(status);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  spdlog::error("up: {} (pid {}) did not stop within {} s; killing it", c.role, c.pid,
+                grace.count());
+  kill(c.pid, SIGKILL);
+  int status = 0;
+  waitpid(c.pid, &status, 0);
+  c.running = false;
+  c.exit_code = ExitCode(status);
+}
+
+}  // namespace
+
+Status RunUp(const config::Config& base, const UpOptions& opts) {
+  config::Config cfg = base;
+  bool generated_tokens = false;
+  if (cfg.admin_token.empty()) {
+    SPLITSTREAM_ASSIGN_OR_RETURN(cfg.admin_token, RandomToken());
+    generated_tokens = true;
+  }
+  if (cfg.client_token.empty()) {
+    SPLITSTREAM_ASSIGN_OR_RETURN(cfg.client_token, RandomToken());
+    generated_tokens = true;
+  }
+  SPLITSTREAM_RETURN_IF_ERROR(RunMigrate(cfg, MigrateOptions{}).WithContext("up: migrate"));
+  SPLITSTREAM_ASSIGN_OR_RETURN(std::string exe, SelfExecutable());
+
+  // Block the signals this process waits for before any child exists, so none is missed.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGCHLD);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const bool kafka_mode = !cfg.kafka_brokers.empty();
+  std::vector<std::pair<std::string, std::vector<std::string>>> roles = {
+      {"serve", {"serve"}},
+      {"cdc", {"cdc", "--slot", opts.slot, "--metrics-addr", opts.cdc_metrics_addr}},
+  };
+  if (kafka_mode) {
+    std::vector<std::string> sink = {"sink", "--metrics-addr", opts.sink_metrics_addr};
+    if (!opts.group.empty()) {
+      sink.push_back("--group");
+      sink.push_back(opts.group);
+    }
+    roles.emplace_back("sink", std::move(sink));
+  }
+  const auto env = cfg.ToEnvironment();
+  std::vector<Child> children;
+  Status failure;
+  for (const auto& [role, args] : roles) {
+    auto pid = Spawn(exe, args, env);
+    if (!pid.ok()) {
+      failure = pid.status();
+      break;
+    }
+    children.push_back(Child{role, *pid});
+  }
+
+  if (failure.ok()) {
+    std::printf("splitstream up: API on http://%s (serve, pid %d)\n", cfg.http_addr.c_str(),
+                children[0].pid);
+    std::printf("splitstream up: cdc (pid %d) streams PostgreSQL to %s; /metrics on %s\n",
+                children[1].pid,
+                kafka_mode ? ("Kafka " + cfg.kafka_brokers).c_str()
+                           : ("ClickHouse " + cfg.clickhouse_url + " (direct mode)").c_str(),
+                opts.cdc_metrics_addr.c_str());
+    if (kafka_mode) {
+      std::printf("splitstream up: sink (pid %d) writes Kafka to ClickHouse %s; /metrics on %s\n",
+                  children[2].pid, cfg.clickhouse_url.c_str(), opts.sink_metrics_addr.c_str());
+    }
+    if (generated_tokens) {
+      // Printed once, on stdout for the operator; the children get them by environment and
+      // never log them.
+      std::printf("splitstream up: admin token  %s\n", cfg.admin_token.c_str());
+      std::printf("splitstream up: client token %s\n", cfg.client_token.c_str());
+    }
+    std::printf("splitstream up: running; SIGTERM or Ctrl-C stops everything\n");
+    std::fflush(stdout);
+
+    for (;;) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig != SIGCHLD) {
+        spdlog::info("up: {} received, stopping", strsignal(sig));
+        break;
+      }
+      Reap(children);
+      auto gone =
+          std::find_if(children.begin(), children.end(), [](const Child& c) { return !c.running; });
+      if (gone != children.end()) {
+        failure = Status::Unavailable(
+            fmt::format("up: {} (pid {}) exited with code {}; stopped the others (its log is "
+                        "above)",
+                        gone->role, gone->pid, gone->exit_code));
+        spdlog::error("{}", failure.message());
+        break;
+      }
+    }
+  }
+  // Stop in dependency order: no new writes (serve), then capture drains (cdc), then the sink.
+  for (Child& c : children) Stop(c, std::chrono::seconds(60));
+  if (!failure.ok()) return failure;
+  std::string bad;
+  for (const Child& c : children) {
+    if (c.exit_code != 0) bad += fmt::format(" {} exited with code {};", c.role, c.exit_code);
+  }
+  if (!bad.empty()) return Status::Internal("up: on shutdown" + bad);
+  spdlog::info("up: everything stopped");
+  return Status::Ok();
+}
+
+}  // namespace splitstream::app
