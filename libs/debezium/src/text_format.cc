@@ -596,8 +596,9 @@ bool ParseTimestamp(std::string_view text, int64_t* micros, int* infinity) {
   if (!ReadDate(&r, bc, &days) || !r.Consume(' ') || !ReadClock(&r, &clock) || !r.done()) {
     return false;
   }
-  *micros = days * kMicrosPerDay + clock;
-  return true;
+  // Years beyond PostgreSQL's range would overflow 64-bit microseconds: not a timestamp.
+  return !__builtin_mul_overflow(days, kMicrosPerDay, micros) &&
+         !__builtin_add_overflow(*micros, clock, micros);
 }
 
 bool ParseTimestampTz(std::string_view text, int64_t* micros, int* infinity) {
@@ -609,8 +610,9 @@ bool ParseTimestampTz(std::string_view text, int64_t* micros, int* infinity) {
       !ReadOffset(&r, &offset) || !r.done()) {
     return false;
   }
-  *micros = days * kMicrosPerDay + clock - offset * kMicrosPerSecond;
-  return true;
+  return !__builtin_mul_overflow(days, kMicrosPerDay, micros) &&
+         !__builtin_add_overflow(*micros, clock, micros) &&
+         !__builtin_sub_overflow(*micros, offset * kMicrosPerSecond, micros);
 }
 
 bool ParseTime(std::string_view text, int64_t* micros) {

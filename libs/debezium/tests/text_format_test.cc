@@ -66,6 +66,21 @@ TEST(TextFormatTest, DaysFromCivil) {
   EXPECT_EQ(DaysFromCivil(1600, 1, 1), -135140);
 }
 
+// Found by debezium_fuzz: a year far beyond PostgreSQL's range overflowed the microseconds.
+TEST(TextFormatTest, TimestampsBeyondSixtyFourBitMicrosecondsAreRejected) {
+  int64_t micros = 0;
+  int infinity = 0;
+  EXPECT_FALSE(ParseTimestampTz("2021046-11-20 10:11:12+00", &micros, &infinity));
+  EXPECT_FALSE(ParseTimestamp("2021046-11-20 10:11:12", &micros, &infinity));
+  ASSERT_TRUE(ParseTimestampTz("2021-11-20 10:11:12+01", &micros, &infinity));
+  EXPECT_EQ(micros, 1637399472000000);
+  // PostgreSQL's last year, 294276, is just past int64 microseconds since 1970 (PostgreSQL
+  // counts from 2000); year 200000 still fits.
+  EXPECT_FALSE(ParseTimestamp("294276-12-31 23:59:59", &micros, &infinity));
+  ASSERT_TRUE(ParseTimestamp("200000-01-01 00:00:00", &micros, &infinity));
+  EXPECT_GT(micros, 6'000'000'000'000'000'000);
+}
+
 TEST(TextFormatTest, IsoInstant) {
   std::string s;
   AppendIsoInstant(&s, 0, 0);
