@@ -5,11 +5,8 @@
 //
 // Built twice: sink_integration_test (SINK_DISRUPTION undefined) and sink_disruption_test
 // (SINK_DISRUPTION=1: stops the shared stack's ClickHouse, so it runs serially).
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <csignal>
 #include <filesystem>
@@ -17,6 +14,7 @@
 #include <sstream>
 
 #include "cdc_harness.h"
+#include "clickhouse_harness.h"
 #include "splitstream/clickhouse/client.h"
 #include "splitstream/pipeline/clickhouse_writer.h"
 
@@ -26,122 +24,16 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-enum class Kind { kText, kFloat };
-struct Col {
-  std::string pg, ch;  // SQL expressions rendering the column on each side
-  Kind kind = Kind::kText;
-};
-
-// A column of each kind, rendered identically: timestamps as microseconds and as whole
-// seconds (the DateTime twin), doubles re-rendered in C++, NULL as "\N".
-std::vector<Col> Text(std::initializer_list<const char*> names) {
-  std::vector<Col> out;
-  for (const char* n : names)
-    out.push_back({fmt::format("{}::text", n), fmt::format("toString({})", n)});
-  return out;
-}
-std::vector<Col> Float(std::initializer_list<const char*> names) {
-  std::vector<Col> out;
-  for (const char* n : names) {
-    out.push_back(
-        {fmt::format("{}::float8::text", n), fmt::format("toString({})", n), Kind::kFloat});
-  }
-  return out;
-}
-std::vector<Col> Ts(std::initializer_list<const char*> names) {
-  std::vector<Col> out;
-  for (const char* n : names) {
-    out.push_back({fmt::format("(extract(epoch from {}) * 1000000)::bigint::text", n),
-                   fmt::format("toString({}_us)", n)});
-    out.push_back({fmt::format("floor(extract(epoch from {}))::bigint::text", n),
-                   fmt::format("toString(toUnixTimestamp({}))", n)});
-  }
-  return out;
-}
-std::vector<Col> Cat(std::vector<std::vector<Col>> parts) {
-  std::vector<Col> out;
-  for (auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
-struct TableSpec {
-  std::string name;
-  std::vector<std::string> key;
-  std::vector<std::string> ch_columns;  // selected from the deduplicated state
-  std::vector<Col> cols;
-};
-
+// The Splitstream tables; with_extra: the `extra` column the test adds to each mid-stream.
 std::vector<TableSpec> Tables(bool with_extra) {
-  std::vector<TableSpec> t = {
-      {"experiments",
-       {"id"},
-       {"id",
-        "key",
-        "name",
-        "description",
-        "status",
-        "traffic",
-        "layer",
-        "layer_start",
-        "layer_end",
-        "seed",
-        "hash_version",
-        "metrics",
-        "allocation_version",
-        "created_at",
-        "created_at_us",
-        "started_at",
-        "started_at_us",
-        "stopped_at",
-        "stopped_at_us",
-        "updated_at",
-        "updated_at_us"},
-       Cat({Text({"id", "key", "name", "description", "status"}), Float({"traffic"}),
-            Text({"layer"}), Float({"layer_start", "layer_end"}),
-            Text({"seed", "hash_version", "metrics", "allocation_version"}),
-            Ts({"created_at", "started_at", "stopped_at", "updated_at"})})},
-      {"variants",
-       {"id"},
-       {"id", "experiment_id", "key", "weight", "position"},
-       Cat({Text({"id", "experiment_id", "key"}), Float({"weight"}), Text({"position"})})},
-      {"assignments",
-       {"experiment_id", "user_id"},
-       {"experiment_id", "user_id", "variant_id", "assigned_at", "assigned_at_us"},
-       Cat({Text({"experiment_id", "user_id", "variant_id"}), Ts({"assigned_at"})})},
-      {"events",
-       {"event_id", "ts_us"},
-       {"event_id", "experiment_id", "variant_id", "user_id", "event_type", "value", "properties",
-        "ts", "ts_us", "received_at", "received_at_us"},
-       Cat({Text({"event_id", "experiment_id", "variant_id", "user_id", "event_type"}),
-            Float({"value"}), Text({"properties"}), Ts({"ts", "received_at"})})},
-  };
+  std::vector<TableSpec> t = SplitstreamTables();
   if (with_extra) {
     for (auto& s : t) {
       s.ch_columns.push_back("extra");
-      s.cols.push_back({"extra::text", "toString(extra)"});
+      s.compared.push_back(Plain("extra"));
     }
   }
   return t;
-}
-
-std::string Render(const std::optional<std::string>& v, Kind kind) {
-  if (!v || *v == "\\N") return "\\N";
-  if (kind == Kind::kFloat) return fmt::format("{}", std::strtod(v->c_str(), nullptr));
-  return *v;
-}
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t port = ntohs(a.sin_port);
-  close(fd);
-  return port;
 }
 
 class SinkTest : public CdcFixture {
@@ -152,12 +44,8 @@ class SinkTest : public CdcFixture {
     ASSERT_FALSE(Env("SPLITSTREAM_CLICKHOUSE_URL").empty())
         << "SPLITSTREAM_CLICKHOUSE_URL is not set: run through scripts/test";
     ch_db_ = UniqueName("sinktest");
-    clickhouse::ClientOptions o;
-    o.url = Env("SPLITSTREAM_CLICKHOUSE_URL");
-    o.database = "";
-    auto c = clickhouse::Client::Create(o);
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    ch_ = std::move(*c);
+    ch_ = NewClickHouse("");
+    ASSERT_TRUE(ch_);
     Status st = pipeline::MigrateClickHouse(*ch_, ch_db_);
     ASSERT_TRUE(st.ok()) << st.ToString();
     group_ = UniqueName("sinkgroup");
@@ -212,73 +100,9 @@ class SinkTest : public CdcFixture {
     return -1;
   }
 
-  std::vector<std::string> PgRows(const TableSpec& t) {
-    std::string sel;
-    for (auto& c : t.cols) sel += (sel.empty() ? "" : ", ") + c.pg;
-    auto rows = sql_->Exec(fmt::format("SELECT {} FROM {}", sel, t.name));
-    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
-    std::vector<std::string> out;
-    if (!rows.ok()) return out;
-    for (size_t r = 0; r < rows->size(); ++r) {
-      std::string line;
-      for (size_t c = 0; c < t.cols.size(); ++c)
-        line += Render(rows->at(r, c), t.cols[c].kind) + "|";
-      out.push_back(line);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-  std::vector<std::string> ChRows(const TableSpec& t, std::string* error) {
-    std::string sel;
-    for (auto& c : t.cols) sel += (sel.empty() ? "" : ", ") + c.ch;
-    auto rows = ch_->QueryNullableRows(
-        fmt::format("SELECT {} FROM ({})", sel,
-                    pipeline::DeduplicatedSelect(ch_db_, t.name, t.ch_columns, t.key)));
-    std::vector<std::string> out;
-    if (!rows.ok()) {
-      *error = rows.status().ToString();
-      return out;
-    }
-    for (auto& row : *rows) {
-      std::string line;
-      for (size_t c = 0; c < t.cols.size(); ++c) line += Render(row[c], t.cols[c].kind) + "|";
-      out.push_back(line);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
   // Waits until every table's ClickHouse state equals PostgreSQL's; reports the differences.
   void ExpectEqual(bool with_extra, seconds timeout = seconds(120)) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::string diff;
-    while (true) {
-      diff.clear();
-      for (const auto& t : Tables(with_extra)) {
-        std::string error;
-        auto pg = PgRows(t);
-        auto ch = ChRows(t, &error);
-        if (!error.empty()) {
-          diff += t.name + ": " + error + "\n";
-        } else if (pg != ch) {
-          diff += fmt::format("{}: {} rows in PostgreSQL, {} in ClickHouse\n", t.name, pg.size(),
-                              ch.size());
-          std::vector<std::string> only_pg, only_ch;
-          std::set_difference(pg.begin(), pg.end(), ch.begin(), ch.end(),
-                              std::back_inserter(only_pg));
-          std::set_difference(ch.begin(), ch.end(), pg.begin(), pg.end(),
-                              std::back_inserter(only_ch));
-          for (size_t i = 0; i < std::min<size_t>(3, only_pg.size()); ++i)
-            diff += "  pg only: " + only_pg[i] + "\n";
-          for (size_t i = 0; i < std::min<size_t>(3, only_ch.size()); ++i)
-            diff += "  ch only: " + only_ch[i] + "\n";
-        }
-      }
-      if (diff.empty() || std::chrono::steady_clock::now() > deadline) break;
-      std::this_thread::sleep_for(milliseconds(500));
-    }
-    EXPECT_EQ(diff, "");
+    ExpectEventuallyEqual(*sql_, *ch_, ch_db_, Tables(with_extra), timeout);
   }
 
   // Raw rows (all versions) of a ClickHouse table.

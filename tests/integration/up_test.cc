@@ -4,31 +4,16 @@
 // every child and exits 0; a child that dies takes `up` down with an error naming it.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <csignal>
 
 #include "cdc_harness.h"
-#include "splitstream/clickhouse/client.h"
+#include "clickhouse_harness.h"
 
 namespace splitstream::testing {
 namespace {
 
 using std::chrono::seconds;
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 class UpTest : public CdcFixture {
  protected:
@@ -37,12 +22,8 @@ class UpTest : public CdcFixture {
     ch_database_ = UniqueName("up");
     http_addr_ = fmt::format("127.0.0.1:{}", FreePort());
     group_ = UniqueName("up_group");
-    clickhouse::ClientOptions opts;
-    opts.url = Env("SPLITSTREAM_CLICKHOUSE_URL");
-    opts.database = "";
-    auto c = clickhouse::Client::Create(opts);
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    ch_ = std::move(*c);
+    ch_ = NewClickHouse("");
+    ASSERT_TRUE(ch_);
   }
   void TearDown() override {
     if (up_ && up_->Running()) {
@@ -98,12 +79,6 @@ class UpTest : public CdcFixture {
     return "";
   }
 
-  int64_t ClickHouseCount(const std::string& table) {
-    auto r = ch_->Query(fmt::format("SELECT count() FROM {}.{} FINAL WHERE _deleted = 0",
-                                    clickhouse::QuoteIdentifier(ch_database_), table));
-    return r.ok() ? std::stoll(*r) : -1;
-  }
-
   std::unique_ptr<clickhouse::Client> ch_;
   std::unique_ptr<Process> up_;
   std::string ch_database_, http_addr_, group_;
@@ -134,7 +109,6 @@ TEST_F(UpTest, OneCommandRunsThePipelineAndStopsCleanly) {
   ASSERT_TRUE(loadgen.ok());
   ASSERT_EQ(loadgen->Wait(seconds(120)).value_or(-1), 0) << ReadFile(log_ + ".loadgen");
 
-  // Everything PostgreSQL holds reaches ClickHouse through cdc → Kafka → sink.
   auto rows =
       sql_->Exec("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM assignments)");
   ASSERT_TRUE(rows.ok());
@@ -142,15 +116,8 @@ TEST_F(UpTest, OneCommandRunsThePipelineAndStopsCleanly) {
   const int64_t assignments = std::stoll(std::string(rows->text(0, 1)));
   ASSERT_GE(assignments, 300);
   ASSERT_GT(events, 0);
-  bool caught_up = false;
-  for (int i = 0; i < 600 && !caught_up; ++i) {
-    caught_up =
-        ClickHouseCount("events") == events && ClickHouseCount("assignments") == assignments;
-    if (!caught_up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_TRUE(caught_up) << "ClickHouse has " << ClickHouseCount("events") << " of " << events
-                         << " events and " << ClickHouseCount("assignments") << " of "
-                         << assignments << " assignments";
+  // Every table, row for row, as `up` left it through cdc → Kafka → sink.
+  ExpectEventuallyEqual(*sql_, *ch_, ch_database_, SplitstreamTables(), seconds(60));
 
   up_->Signal(SIGTERM);
   EXPECT_EQ(up_->Wait(seconds(90)).value_or(-1), 0);
