@@ -54,8 +54,9 @@ struct SinkCommandOptions {
   uint64_t batch_rows = 10000;
   uint64_t batch_bytes = 64ull << 20;
   int64_t flush_ms = 1000;
-  std::string reset_offsets;  // "", earliest or an ISO-8601 timestamp
-  std::string dlq_topic;      // empty: {prefix}.dlq
+  uint64_t max_batch_rows = 1000000;  // growth limit while the previous INSERT runs
+  std::string reset_offsets;          // "", earliest or an ISO-8601 timestamp
+  std::string dlq_topic;              // empty: {prefix}.dlq
   std::string metrics_addr = "127.0.0.1:9188";
 };
 

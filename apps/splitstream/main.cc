@@ -107,6 +107,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   sink->add_option("--flush-ms", sink_opts.flush_ms, "flush a batch at most this old")
       ->capture_default_str();
+  sink->add_option("--max-batch-rows", sink_opts.max_batch_rows,
+                   "how far a batch may grow past --batch-rows while the previous INSERT runs")
+      ->capture_default_str();
   sink->add_option("--reset-offsets", sink_opts.reset_offsets,
                    "reprocess from earliest or from an ISO-8601 timestamp (results unchanged)");
   sink->add_option("--dlq-topic", sink_opts.dlq_topic, "dead-letter topic (default {prefix}.dlq)");

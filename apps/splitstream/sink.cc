@@ -27,6 +27,10 @@ class ClickHouseChangeWriter final : public pipeline::ChangeWriter {
   size_t buffered_rows() const override { return writer_->buffered_rows(); }
   size_t buffered_bytes() const override { return writer_->buffered_bytes(); }
   Status Flush() override { return writer_->Flush(); }
+  void BeginFlush() override { writer_->BeginFlush(); }
+  std::optional<Status> FinishFlush(std::chrono::milliseconds wait) override {
+    return writer_->FinishFlush(wait);
+  }
   std::map<std::string, uint64_t> rows_written() const override { return writer_->rows_written(); }
 
  private:
@@ -107,6 +111,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   sink_opts.batch_rows = opts.batch_rows;
   sink_opts.batch_bytes = opts.batch_bytes;
   sink_opts.flush_interval = std::chrono::milliseconds(opts.flush_ms);
+  sink_opts.max_batch_rows = opts.max_batch_rows;
   if (opts.reset_offsets == "earliest") {
     sink_opts.reset = kafka::ResetPolicy::kEarliest;
   } else if (!opts.reset_offsets.empty()) {
@@ -147,7 +152,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
     watcher.join();
   };
 
-  std::unique_ptr<clickhouse::Client> client;
+  std::unique_ptr<clickhouse::Client> client, insert_client;
   std::unique_ptr<pipeline::ChangeWriter> change_writer;
   std::unique_ptr<pipeline::SinkTarget> target;
   if (to_files) {
@@ -156,16 +161,21 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
     clickhouse::ClientOptions ch;
     ch.url = cfg.clickhouse_url;
     ch.database = "";
+    // The INSERTs run on the writer's background thread, with a client of their own.
     auto c = clickhouse::Client::Create(ch);
-    if (!c.ok()) {
+    auto ic = clickhouse::Client::Create(ch);
+    if (!c.ok() || !ic.ok()) {
       release_watcher();
-      return c.status();
+      return c.ok() ? ic.status() : c.status();
     }
     client = std::move(*c);
+    insert_client = std::move(*ic);
     // ClickHouse may still be starting: wait for it rather than fail.
     auto backoff = std::chrono::milliseconds(100);
     while (true) {
-      auto w = pipeline::ClickHouseWriter::Create(client.get(), {cfg.clickhouse_database});
+      auto w = pipeline::ClickHouseWriter::Create(
+          client.get(),
+          {.database = cfg.clickhouse_database, .insert_client = insert_client.get()});
       if (w.ok()) {
         change_writer = std::make_unique<ClickHouseChangeWriter>(std::move(*w));
         break;

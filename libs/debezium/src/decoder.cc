@@ -24,8 +24,11 @@ bool Member(const object& obj, std::string_view name, element* out) {
 bool IsNull(const element& e) { return e.type() == element_type::NULL_VALUE; }
 
 Status ToField(const element& e, std::string_view name, Field* f) {
-  f->name.assign(name.data(), name.size());
+  if (f->name != name) f->name.assign(name.data(), name.size());
   f->s.clear();
+  f->b = false;
+  f->i = 0;
+  f->d = 0;
   switch (e.type()) {
     case element_type::NULL_VALUE:
       f->kind = FieldKind::kNull;
@@ -61,28 +64,47 @@ Status ToField(const element& e, std::string_view name, Field* f) {
   return Status::Ok();
 }
 
-// An object (row image) or null; anything else is an error at `path`.
-Status ToRowImage(const element& e, const std::string& path, std::optional<RowImage>* out) {
-  if (IsNull(e)) {
+// Engages *out reusing `spare`'s storage (fields and their strings keep their capacity), or
+// moves out's storage into `spare` when the image is absent.
+RowImage& Engage(std::optional<RowImage>* out, RowImage* spare) {
+  if (!out->has_value()) out->emplace(std::move(*spare));
+  return **out;
+}
+void Disengage(std::optional<RowImage>* out, RowImage* spare) {
+  if (out->has_value()) {
+    *spare = std::move(**out);
     out->reset();
+  }
+}
+
+// An object (row image) or null; anything else is an error at `path`. Reuses the storage of
+// *out (or `spare`): the fields keep their strings' capacity from one message to the next.
+Status ToRowImage(const element& e, const std::string& path, std::optional<RowImage>* out,
+                  RowImage* spare) {
+  if (IsNull(e)) {
+    Disengage(out, spare);
     return Status::Ok();
   }
   object obj;
   if (e.get(obj) != simdjson::SUCCESS) return Bad(path, "expected object or null");
-  RowImage& row = out->emplace();
-  row.fields.reserve(obj.size());
+  RowImage& row = Engage(out, spare);
+  size_t n = 0;
   for (auto [k, v] : obj) {
-    row.fields.emplace_back();
-    SPLITSTREAM_RETURN_IF_ERROR(ToField(v, k, &row.fields.back()));
+    if (n == row.fields.size()) row.fields.emplace_back();
+    SPLITSTREAM_RETURN_IF_ERROR(ToField(v, k, &row.fields[n]));
+    ++n;
   }
+  row.fields.resize(n);
   return Status::Ok();
 }
 
 // A changefeed key: a JSON array of primary-key values, named by position.
-Status ArrayToRowImage(const element& e, const std::string& path, std::optional<RowImage>* out) {
+Status ArrayToRowImage(const element& e, const std::string& path, std::optional<RowImage>* out,
+                       RowImage* spare) {
   simdjson::dom::array arr;
   if (e.get(arr) != simdjson::SUCCESS) return Bad(path, "expected array");
-  RowImage& row = out->emplace();
+  RowImage& row = Engage(out, spare);
+  row.fields.clear();
   size_t i = 0;
   for (element v : arr) {
     row.fields.emplace_back();
@@ -216,6 +238,29 @@ const Field* RowImage::Find(std::string_view name) const {
 struct Decoder::Impl {
   simdjson::dom::parser value_parser;
   simdjson::dom::parser key_parser;
+  // Storage of absent row images, kept for the next record that has one (DecodeInto).
+  RowImage spare_key, spare_before, spare_after;
+
+  // Clears *rec for a new message, keeping the storage of its strings and row images.
+  void Reset(ChangeRecord* rec) {
+    rec->kind = ChangeRecord::Kind::kRow;
+    rec->format = SourceFormat::kDebezium;
+    rec->op = Op::kCreate;
+    rec->schema.clear();
+    rec->table.clear();
+    Disengage(&rec->key, &spare_key);
+    Disengage(&rec->before, &spare_before);
+    Disengage(&rec->after, &spare_after);
+    rec->lsn = Lsn();
+    rec->commit_lsn = Lsn();
+    rec->source_ts_ms = 0;
+    rec->snapshot.clear();
+    rec->tx_id = 0;
+    rec->resolved.clear();
+    rec->hlc_wall_ns = 0;
+    rec->hlc_logical = 0;
+    rec->after_schema.clear();
+  }
 
   // Debezium key: a JSON object (optionally schema-wrapped) or null.
   Status DecodeDebeziumKey(std::optional<std::string_view> key, ChangeRecord* rec) {
@@ -230,7 +275,7 @@ struct Decoder::Impl {
       doc = payload;
       path = "key.payload";
     }
-    return ToRowImage(doc, path, &rec->key);
+    return ToRowImage(doc, path, &rec->key, &spare_key);
   }
 
   Status DecodeChangefeedKey(std::optional<std::string_view> key, ChangeRecord* rec) {
@@ -239,7 +284,7 @@ struct Decoder::Impl {
     if (auto err = key_parser.parse(key->data(), key->size()).get(doc)) {
       return Bad("key", std::string("malformed JSON: ") + simdjson::error_message(err));
     }
-    return ArrayToRowImage(doc, "key", &rec->key);
+    return ArrayToRowImage(doc, "key", &rec->key, &spare_key);
   }
 
   Status DebeziumPayload(const element& payload, const element* schema, const std::string& path,
@@ -318,10 +363,10 @@ struct Decoder::Impl {
     }
 
     if (Member(obj, "before", &e)) {
-      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".before", &rec->before));
+      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".before", &rec->before, &spare_before));
     }
     if (Member(obj, "after", &e)) {
-      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".after", &rec->after));
+      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".after", &rec->after, &spare_after));
     }
     if (rec->kind == ChangeRecord::Kind::kRow && rec->op != Op::kDelete && !rec->after) {
       return Bad(path + ".after", "expected object for op " + op);
@@ -347,9 +392,11 @@ struct Decoder::Impl {
     }
     rec->kind = ChangeRecord::Kind::kRow;
     if (!Member(obj, "after", &e)) return Bad(path + ".after", "missing");
-    SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".after", &rec->after));
+    SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".after", &rec->after, &spare_after));
     bool has_before = Member(obj, "before", &e);
-    if (has_before) SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".before", &rec->before));
+    if (has_before) {
+      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".before", &rec->before, &spare_before));
+    }
     std::string op;
     bool has_op = false;
     SPLITSTREAM_RETURN_IF_ERROR(OptionalString(obj, "op", path, &op, &has_op));
@@ -374,15 +421,16 @@ struct Decoder::Impl {
       rec->source_ts_ms = rec->hlc_wall_ns / 1'000'000;
     }
     if (Member(obj, "key", &e)) {  // key_in_value
-      SPLITSTREAM_RETURN_IF_ERROR(ArrayToRowImage(e, path + ".key", &rec->key));
+      SPLITSTREAM_RETURN_IF_ERROR(ArrayToRowImage(e, path + ".key", &rec->key, &spare_key));
     }
     return Status::Ok();
   }
 
-  Result<ChangeRecord> Decode(int hint, std::string_view topic, std::optional<std::string_view> key,
-                              std::optional<std::string_view> value) {
-    // hint: 0 guess, 1 Debezium, 2 changefeed.
-    ChangeRecord rec;
+  // hint: 0 guess, 1 Debezium, 2 changefeed.
+  Status Decode(int hint, std::string_view topic, std::optional<std::string_view> key,
+                std::optional<std::string_view> value, ChangeRecord* out) {
+    ChangeRecord& rec = *out;
+    Reset(&rec);
     if (!value) {
       if (hint == 2) return Bad("value", "a changefeed message is never null");
       rec.kind = ChangeRecord::Kind::kTombstone;
@@ -390,8 +438,7 @@ struct Decoder::Impl {
       if (!TopicSchemaTable(topic, &rec.schema, &rec.table)) {
         return Bad("topic", "expected <prefix>.<schema>.<table>");
       }
-      SPLITSTREAM_RETURN_IF_ERROR(DecodeDebeziumKey(key, &rec));
-      return rec;
+      return DecodeDebeziumKey(key, &rec);
     }
     element doc;
     if (auto err = value_parser.parse(value->data(), value->size()).get(doc)) {
@@ -410,14 +457,14 @@ struct Decoder::Impl {
     }
     if (debezium) {
       if (wrapped && IsNull(payload)) {  // schema-enabled tombstone written as a null payload
-        return Decode(1, topic, key, std::nullopt);
+        return Decode(1, topic, key, std::nullopt, out);
       }
       SPLITSTREAM_RETURN_IF_ERROR(
           DebeziumPayload(payload, wrapped ? &schema : nullptr, path, &rec));
       if (rec.kind != ChangeRecord::Kind::kTruncate) {
         SPLITSTREAM_RETURN_IF_ERROR(DecodeDebeziumKey(key, &rec));
       }
-      return rec;
+      return Status::Ok();
     }
     std::string_view t = topic;
     size_t last = t.rfind('.');
@@ -431,9 +478,16 @@ struct Decoder::Impl {
     }
     SPLITSTREAM_RETURN_IF_ERROR(ChangefeedPayload(payload, path, &rec));
     if (rec.kind == ChangeRecord::Kind::kRow && key) {  // the Kafka key wins over key_in_value
-      rec.key.reset();
+      Disengage(&rec.key, &spare_key);
       SPLITSTREAM_RETURN_IF_ERROR(DecodeChangefeedKey(key, &rec));
     }
+    return Status::Ok();
+  }
+
+  Result<ChangeRecord> Decode(int hint, std::string_view topic, std::optional<std::string_view> key,
+                              std::optional<std::string_view> value) {
+    ChangeRecord rec;
+    SPLITSTREAM_RETURN_IF_ERROR(Decode(hint, topic, key, value, &rec));
     return rec;
   }
 };
@@ -456,6 +510,11 @@ Result<ChangeRecord> Decoder::DecodeChangefeed(std::string_view topic,
 Result<ChangeRecord> Decoder::Decode(std::string_view topic, std::optional<std::string_view> key,
                                      std::optional<std::string_view> value) {
   return impl_->Decode(0, topic, key, value);
+}
+
+Status Decoder::DecodeInto(std::string_view topic, std::optional<std::string_view> key,
+                           std::optional<std::string_view> value, ChangeRecord* out) {
+  return impl_->Decode(0, topic, key, value, out);
 }
 
 }  // namespace splitstream::debezium

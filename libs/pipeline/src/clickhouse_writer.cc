@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <future>
 #include <limits>
 #include <optional>
 #include <unordered_map>
@@ -82,10 +83,21 @@ struct Col {
   ColumnType type;
   Origin origin = Origin::kField;
   std::string field;  // the source field (kField, kMicros)
+  // Where `field` was in the last row image: rows of a table usually list their fields in the
+  // same order, so this is where to look first.
+  mutable size_t hint = 0;
 };
 
 struct Segment {
   uint64_t schema_version = 0;
+  std::vector<std::string> columns;
+  RowBinaryWriter rows;
+  size_t count = 0;
+};
+
+// One INSERT of a batch being written: a table's segment, sealed.
+struct Part {
+  std::string table;
   std::vector<std::string> columns;
   RowBinaryWriter rows;
   size_t count = 0;
@@ -103,6 +115,66 @@ struct Truncation {
   std::string table;
   uint64_t version;
 };
+
+// What one flush writes: the parts in order, then the truncations. The write removes each part
+// (and finally the truncations) once ClickHouse accepted it, so after a failure the batch holds
+// exactly what is left to write.
+struct Batch {
+  std::vector<Part> parts;
+  std::vector<Truncation> truncations;
+  // Filled by the write, read back on the caller's thread: rows accepted per table, and the
+  // buffers of the accepted parts (kept for reuse).
+  std::vector<std::pair<std::string, uint64_t>> accepted;
+  std::vector<std::string> spent;
+
+  bool empty() const { return parts.empty() && truncations.empty(); }
+  size_t rows() const {
+    size_t n = truncations.size();
+    for (const Part& p : parts) n += p.count;
+    return n;
+  }
+  size_t bytes() const {
+    size_t n = 0;
+    for (const Truncation& t : truncations) n += t.table.size() + 9;
+    for (const Part& p : parts) n += p.rows.size();
+    return n;
+  }
+};
+
+// Writes `batch` with `client` (any thread; the caller owns both for the duration).
+Status WriteBatch(clickhouse::Client& client, const std::string& database,
+                  const clickhouse::Settings& settings, Batch& batch) {
+  auto qualified = [&](std::string_view table) {
+    return QuoteIdentifier(database) + "." + QuoteIdentifier(table);
+  };
+  size_t done = 0;
+  Status st;
+  for (; done < batch.parts.size(); ++done) {
+    Part& p = batch.parts[done];
+    st = client.Insert(qualified(p.table), p.columns, "RowBinary", p.rows.buffer(), settings);
+    if (!st.ok()) {
+      st = st.WithContext("insert into " + p.table);
+      break;
+    }
+    batch.accepted.emplace_back(p.table, p.count);
+    batch.spent.push_back(std::move(p.rows.buffer()));
+  }
+  batch.parts.erase(batch.parts.begin(), batch.parts.begin() + static_cast<ptrdiff_t>(done));
+  if (!st.ok()) return st;
+  if (!batch.truncations.empty()) {
+    RowBinaryWriter w;
+    for (const Truncation& tr : batch.truncations) {
+      w.String(tr.table);
+      w.UInt64(tr.version);
+    }
+    static const std::vector<std::string> kColumns = {"table", "version"};
+    st = client.Insert(qualified("_truncations"), kColumns, "RowBinary", w.buffer(), settings);
+    if (!st.ok()) return st.WithContext("insert into _truncations");
+    batch.accepted.emplace_back("_truncations", batch.truncations.size());
+    batch.truncations.clear();
+  }
+  return Status::Ok();
+}
 
 // The timestamp unit of an epoch number, from the Connect schema's logical name.
 int64_t EpochUnitsPerSecond(std::string_view logical) {
@@ -320,6 +392,9 @@ struct RowContext {
   // Changefeed keys name fields "0", "1", ...: the source field names they stand for.
   const std::vector<std::string>* positional_names = nullptr;
 
+  // Bit i: image->fields[i] was found by a column (FindFor), for the first 64 fields.
+  mutable uint64_t matched = 0;
+
   const Field* Find(std::string_view name) const {
     if (positional_names != nullptr) {
       for (size_t i = 0; i < positional_names->size() && i < image->fields.size(); ++i) {
@@ -328,6 +403,27 @@ struct RowContext {
       return nullptr;
     }
     return image->Find(name);
+  }
+  // The field of column `c`: Find, starting at the column's hint.
+  const Field* FindFor(const Col& c) const {
+    if (positional_names != nullptr) return Find(c.field);
+    const std::vector<Field>& fields = image->fields;
+    size_t i = c.hint;
+    if (i >= fields.size() || fields[i].name != c.field) {
+      for (i = 0; i < fields.size() && fields[i].name != c.field; ++i) {
+      }
+      if (i == fields.size()) return nullptr;
+      c.hint = i;
+    }
+    if (i < 64) matched |= uint64_t{1} << i;
+    return &fields[i];
+  }
+  // Whether every field of the image belongs to a column found by FindFor.
+  bool AllFieldsMatched() const {
+    const size_t n = image->fields.size();
+    if (positional_names != nullptr) return true;
+    if (n > 64) return false;
+    return matched == (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1);
   }
   std::string_view SchemaType(std::string_view name) const {
     if (schema == nullptr) return {};
@@ -456,12 +552,26 @@ bool IsInteger(Base b) {
          b == Base::kUInt8 || b == Base::kUInt16 || b == Base::kUInt32 || b == Base::kUInt64;
 }
 
+// The last timestamp parsed in a row: a timestamp field feeds two columns (c and c_us).
+struct TimestampCache {
+  const Field* field = nullptr;
+  int64_t us = 0;
+};
+
+Result<int64_t> CachedTimestampMicros(const Table& t, const Col& c, const Field& f,
+                                      std::string_view schema_type, TimestampCache& cache) {
+  if (cache.field == &f) return cache.us;
+  SPLITSTREAM_ASSIGN_OR_RETURN(int64_t us, TimestampMicros(t, c, f, schema_type));
+  cache = {&f, us};
+  return us;
+}
+
 // Encodes the non-null value `f` into column `c`.
 Status WriteValue(const Table& t, const Col& c, const Field& f, std::string_view schema_type,
-                  RowBinaryWriter& w) {
+                  RowBinaryWriter& w, TimestampCache& ts) {
   const Base b = c.type.base;
   if (c.origin == Origin::kMicros) {
-    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t us, TimestampMicros(t, c, f, schema_type));
+    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t us, CachedTimestampMicros(t, c, f, schema_type, ts));
     return WriteInteger(t, c, us, w);
   }
   if (IsInteger(b)) {
@@ -503,7 +613,7 @@ Status WriteValue(const Table& t, const Col& c, const Field& f, std::string_view
       }
       return Bad(t, c, fmt::format("expected a string, got {}", KindName(f.kind)));
     case Base::kDateTime: {
-      SPLITSTREAM_ASSIGN_OR_RETURN(int64_t us, TimestampMicros(t, c, f, schema_type));
+      SPLITSTREAM_ASSIGN_OR_RETURN(int64_t us, CachedTimestampMicros(t, c, f, schema_type, ts));
       w.DateTime(DateTimeFromMicros(us));
       return Status::Ok();
     }
@@ -533,6 +643,8 @@ Status WriteValue(const Table& t, const Col& c, const Field& f, std::string_view
 }
 
 Status EncodeRow(const Table& t, const RowContext& row, RowBinaryWriter& w) {
+  TimestampCache ts;
+  row.matched = 0;
   for (const Col& c : t.cols) {
     switch (c.origin) {
       case Origin::kVersion:
@@ -554,7 +666,7 @@ Status EncodeRow(const Table& t, const RowContext& row, RowBinaryWriter& w) {
       case Origin::kMicros:
         break;
     }
-    const Field* f = row.Find(c.field);
+    const Field* f = row.FindFor(c);
     if (f == nullptr || f->kind == FieldKind::kNull) {
       if (c.type.nullable) {
         w.NullMarker(true);
@@ -567,7 +679,7 @@ Status EncodeRow(const Table& t, const RowContext& row, RowBinaryWriter& w) {
       continue;
     }
     if (c.type.nullable) w.NullMarker(false);
-    SPLITSTREAM_RETURN_IF_ERROR(WriteValue(t, c, *f, row.SchemaType(c.field), w));
+    SPLITSTREAM_RETURN_IF_ERROR(WriteValue(t, c, *f, row.SchemaType(c.field), w, ts));
   }
   return Status::Ok();
 }
@@ -589,7 +701,52 @@ struct ClickHouseWriter::Impl {
   std::unordered_map<std::string, Table> tables;
   std::vector<Truncation> truncations;
   std::map<std::string, uint64_t> written;
-  RowBinaryWriter scratch;
+  // The flush: `sealed` is what the last flush left unwritten (after a failure) plus, while a
+  // flush runs, what it is writing; `running` is set while a background write owns `sealed`.
+  Batch sealed;
+  std::optional<std::future<Status>> running;
+  std::optional<Status> finished;          // a synchronous BeginFlush's result, for FinishFlush
+  std::vector<std::string> spare_buffers;  // emptied RowBinary buffers, reused by new segments
+
+  // Moves the open segments and truncations behind what `sealed` still holds.
+  void Seal() {
+    for (auto& [name, t] : tables) {
+      for (Segment& seg : t.segments) {
+        Part p;
+        p.table = name;
+        p.columns = std::move(seg.columns);
+        p.rows = std::move(seg.rows);
+        p.count = seg.count;
+        sealed.parts.push_back(std::move(p));
+      }
+      t.segments.clear();
+    }
+    for (Truncation& tr : truncations) sealed.truncations.push_back(std::move(tr));
+    truncations.clear();
+  }
+
+  // Books the accepted parts of `sealed` after a write ended (on the caller's thread).
+  void Account() {
+    for (const auto& [table, n] : sealed.accepted) written[table] += n;
+    sealed.accepted.clear();
+    for (std::string& b : sealed.spent) {
+      if (spare_buffers.size() >= 4) break;
+      b.clear();
+      spare_buffers.push_back(std::move(b));
+    }
+    sealed.spent.clear();
+  }
+
+  Segment NewSegment(const Table& t) {
+    Segment s;
+    s.schema_version = t.schema_version;
+    for (const Col& c : t.cols) s.columns.push_back(c.name);
+    if (!spare_buffers.empty()) {
+      s.rows.buffer() = std::move(spare_buffers.back());
+      spare_buffers.pop_back();
+    }
+    return s;
+  }
 
   std::string Qualified(std::string_view table) const {
     return QuoteIdentifier(options.database) + "." + QuoteIdentifier(table);
@@ -776,40 +933,61 @@ Status ClickHouseWriter::Add(const ChangeRecord& rec) {
     row.image = &*rec.after;
   }
 
+  // Encode straight into the table's open segment. A row that fails validation, or that
+  // carries fields the table does not have yet, is cut back off (the buffers stay as they
+  // were) before anything else happens.
+  if (t->segments.empty() || t->segments.back().schema_version != t->schema_version) {
+    t->segments.push_back(d.NewSegment(*t));
+  }
+  const size_t before = t->segments.back().rows.size();
+  auto cut = [&] {
+    Segment& seg = t->segments.back();
+    seg.rows.buffer().resize(before);
+    if (seg.count == 0) {
+      d.spare_buffers.push_back(std::move(seg.rows.buffer()));
+      t->segments.pop_back();
+    }
+  };
+  Status st = EncodeRow(*t, row, t->segments.back().rows);
+  if (!st.ok()) {
+    cut();
+    return st;
+  }
+  if (row.AllFieldsMatched()) {
+    ++t->segments.back().count;
+    return Status::Ok();
+  }
   // Fields the table does not have yet.
   std::vector<std::pair<std::string, Base>> add;
-  if (row.positional_names == nullptr) {
-    for (const Field& f : row.image->fields) {
-      if (HasField(*t, f.name)) continue;
-      std::string_view schema_type = row.SchemaType(f.name);
-      if (f.kind == FieldKind::kNull && schema_type.empty()) continue;  // NULL once added
-      auto base = NewColumnBase(f, schema_type);
-      if (!base) {
-        return Status::InvalidArgument(
-            fmt::format("{}.{}: new column whose ClickHouse type cannot be determined ({}{})",
-                        t->name, SanitizeForMessage(f.name, 60), KindName(f.kind),
-                        schema_type.empty() ? "" : ", schema " + std::string(schema_type)));
-      }
-      add.emplace_back(f.name, *base);
+  for (const Field& f : row.image->fields) {
+    if (HasField(*t, f.name)) continue;
+    std::string_view schema_type = row.SchemaType(f.name);
+    if (f.kind == FieldKind::kNull && schema_type.empty()) continue;  // NULL once added
+    auto base = NewColumnBase(f, schema_type);
+    if (!base) {
+      cut();
+      return Status::InvalidArgument(
+          fmt::format("{}.{}: new column whose ClickHouse type cannot be determined ({}{})",
+                      t->name, SanitizeForMessage(f.name, 60), KindName(f.kind),
+                      schema_type.empty() ? "" : ", schema " + std::string(schema_type)));
     }
+    add.emplace_back(f.name, *base);
   }
-  // Validate every known column before changing the table.
-  d.scratch.Clear();
-  SPLITSTREAM_RETURN_IF_ERROR(EncodeRow(*t, row, d.scratch));
-  if (!add.empty()) {
-    SPLITSTREAM_RETURN_IF_ERROR(d.AddColumns(*t, add));
-    d.scratch.Clear();
-    SPLITSTREAM_RETURN_IF_ERROR(EncodeRow(*t, row, d.scratch));
+  if (add.empty()) {
+    ++t->segments.back().count;
+    return Status::Ok();
   }
-  if (t->segments.empty() || t->segments.back().schema_version != t->schema_version) {
-    Segment s;
-    s.schema_version = t->schema_version;
-    for (const Col& c : t->cols) s.columns.push_back(c.name);
-    t->segments.push_back(std::move(s));
+  cut();
+  SPLITSTREAM_RETURN_IF_ERROR(d.AddColumns(*t, add));
+  // The table's schema version moved on: the row starts a new segment with the new columns.
+  t->segments.push_back(d.NewSegment(*t));
+  st = EncodeRow(*t, row, t->segments.back().rows);
+  if (!st.ok()) {
+    d.spare_buffers.push_back(std::move(t->segments.back().rows.buffer()));
+    t->segments.pop_back();
+    return st;
   }
-  Segment& seg = t->segments.back();
-  seg.rows.buffer().append(d.scratch.buffer());
-  ++seg.count;
+  ++t->segments.back().count;
   return Status::Ok();
 }
 
@@ -818,6 +996,7 @@ size_t ClickHouseWriter::buffered_rows() const {
   for (const auto& [name, t] : impl_->tables) {
     for (const Segment& s : t.segments) n += s.count;
   }
+  if (!impl_->running) n += impl_->sealed.rows();
   return n;
 }
 
@@ -827,35 +1006,53 @@ size_t ClickHouseWriter::buffered_bytes() const {
   for (const auto& [name, t] : impl_->tables) {
     for (const Segment& s : t.segments) n += s.rows.size();
   }
+  if (!impl_->running) n += impl_->sealed.bytes();
   return n;
+}
+
+void ClickHouseWriter::BeginFlush() {
+  Impl& d = *impl_;
+  if (d.running || d.finished) return;  // one flush at a time; FinishFlush first
+  d.Seal();
+  if (d.options.insert_client == nullptr) {
+    d.finished = WriteBatch(*d.client, d.options.database, d.settings, d.sealed);
+    return;
+  }
+  d.running = std::async(std::launch::async, [&d] {
+    return WriteBatch(*d.options.insert_client, d.options.database, d.settings, d.sealed);
+  });
+}
+
+std::optional<Status> ClickHouseWriter::FinishFlush(std::chrono::milliseconds wait) {
+  Impl& d = *impl_;
+  std::optional<Status> result;
+  if (d.running) {
+    if (wait == std::chrono::milliseconds::max()) {
+      d.running->wait();
+    } else if (d.running->wait_for(wait) != std::future_status::ready) {
+      return std::nullopt;
+    }
+    result = d.running->get();
+    d.running.reset();
+  } else if (d.finished) {
+    result = std::move(d.finished);
+    d.finished.reset();
+  } else {
+    return std::nullopt;
+  }
+  d.Account();
+  return result;
 }
 
 Status ClickHouseWriter::Flush() {
   Impl& d = *impl_;
-  for (auto& [name, t] : d.tables) {
-    while (!t.segments.empty()) {
-      Segment& s = t.segments.front();
-      Status st =
-          d.client->Insert(d.Qualified(name), s.columns, "RowBinary", s.rows.buffer(), d.settings);
-      if (!st.ok()) return st.WithContext("insert into " + name);
-      d.written[name] += s.count;
-      t.segments.erase(t.segments.begin());
-    }
-  }
-  if (!d.truncations.empty()) {
-    RowBinaryWriter w;
-    for (const Truncation& tr : d.truncations) {
-      w.String(tr.table);
-      w.UInt64(tr.version);
-    }
-    static const std::vector<std::string> kColumns = {"table", "version"};
-    Status st = d.client->Insert(d.Qualified("_truncations"), kColumns, "RowBinary", w.buffer(),
-                                 d.settings);
-    if (!st.ok()) return st.WithContext("insert into _truncations");
-    d.written["_truncations"] += d.truncations.size();
-    d.truncations.clear();
-  }
-  return Status::Ok();
+  // A flush in flight ends first; whatever it failed to write is still in `sealed`, and the
+  // write below retries it ahead of the newer rows.
+  if (d.running || d.finished) (void)FinishFlush(std::chrono::milliseconds::max());
+  d.Seal();
+  Status st = WriteBatch(*d.client, d.options.database, d.settings, d.sealed);
+  d.Account();
+  return st;
 }
 
 std::map<std::string, uint64_t> ClickHouseWriter::rows_written() const { return impl_->written; }

@@ -10,16 +10,16 @@
 namespace splitstream::pipeline {
 
 Status ChangeTarget::Add(const kafka::Message& message) {
-  auto change = decoder_.Decode(message.topic(), message.key(), message.value());
-  if (!change.ok()) {
-    std::string what = change.status().message();
-    if (!change.status().field().empty()) what += " (field " + change.status().field() + ")";
+  Status decoded = decoder_.DecodeInto(message.topic(), message.key(), message.value(), &change_);
+  if (!decoded.ok()) {
+    std::string what = decoded.message();
+    if (!decoded.field().empty()) what += " (field " + decoded.field() + ")";
     return Status::InvalidArgument("decode: " + what);
   }
-  switch (change->kind) {
+  switch (change_.kind) {
     case debezium::ChangeRecord::Kind::kRow:
     case debezium::ChangeRecord::Kind::kTruncate:
-      return writer_->Add(*change);
+      return writer_->Add(change_);
     case debezium::ChangeRecord::Kind::kTombstone:
     case debezium::ChangeRecord::Kind::kResolved:
     case debezium::ChangeRecord::Kind::kMessage:
@@ -76,6 +76,17 @@ namespace {
 
 using std::chrono::milliseconds;
 using TimePoint = std::chrono::steady_clock::time_point;
+using Offsets = std::map<kafka::TopicPartition, int64_t>;  // next offset per partition
+
+// Poll timeout while a write is in flight (its end does not wake Poll).
+constexpr milliseconds kInFlightPollTimeout{5};
+
+// A batch being written: the offsets to commit once it is accepted.
+struct InFlight {
+  Offsets offsets;
+  std::chrono::steady_clock::time_point start;
+  bool retry = false;  // started by the retry of a failed flush
+};
 
 struct DlqEntry {
   std::string topic;
@@ -120,50 +131,34 @@ class SinkImpl final : public Sink {
 
   Status RunOnce() override {
     TimePoint now = clock_->Now();
-    milliseconds timeout = options_.poll_timeout;
-    if (retrying_) {
-      timeout = std::min(timeout, Until(next_attempt_, now));
-    } else if (batch_start_) {
-      timeout = std::min(timeout, Until(*batch_start_ + options_.flush_interval, now));
-    }
-    SPLITSTREAM_ASSIGN_OR_RETURN(auto messages,
-                                 consumer_->Poll(options_.poll_max_messages, timeout));
-    {
-      std::lock_guard lock(mu_);
-      metrics_.messages += messages.size();
-    }
-    for (auto& m : messages) backlog_.push_back(std::move(m));
-    if (!retrying_) {
-      Status st = Drain();
-      if (!st.ok()) {
-        if (st.code() != StatusCode::kUnavailable) return st;
-        OnFlushFailed(st);
+    if (!backlog_.empty() && in_flight_ && !retrying_) {
+      // The next batch is full while the previous one is being written: wait for that write
+      // instead of fetching more.
+      SPLITSTREAM_RETURN_IF_ERROR(Collect(options_.poll_timeout));
+    } else {
+      milliseconds timeout = options_.poll_timeout;
+      if (retrying_) {
+        timeout = std::min(timeout, Until(next_attempt_, now));
+      } else if (batch_start_) {
+        timeout = std::min(timeout, Until(*batch_start_ + options_.flush_interval, now));
       }
+      // A write in flight ends without waking Poll: look for its end often.
+      if (in_flight_) timeout = std::min(timeout, kInFlightPollTimeout);
+      SPLITSTREAM_ASSIGN_OR_RETURN(auto messages,
+                                   consumer_->Poll(options_.poll_max_messages, timeout));
+      {
+        std::lock_guard lock(mu_);
+        metrics_.messages += messages.size();
+      }
+      for (auto& m : messages) backlog_.push_back(std::move(m));
     }
     if (producer_) {
       if (auto fatal = producer_->FatalError()) {
         return Status::FailedPrecondition("dead-letter producer: " + fatal->ToString());
       }
     }
-    now = clock_->Now();
-    MaybeRefreshLag(now);
-    if (retrying_) {
-      if (now < next_attempt_) return Status::Ok();
-      Status st = Drain();
-      if (st.ok()) st = FlushAndCommit();
-      if (st.code() == StatusCode::kFailedPrecondition) return st;
-      if (st.ok()) {
-        OnFlushSucceeded();
-      } else {
-        OnFlushFailed(st);
-      }
-      return Status::Ok();
-    }
-    if (FlushDue(now)) {
-      Status st = FlushAndCommit();
-      if (st.code() == StatusCode::kFailedPrecondition) return st;
-      if (!st.ok()) OnFlushFailed(st);
-    }
+    SPLITSTREAM_RETURN_IF_ERROR(Pump());
+    MaybeRefreshLag(clock_->Now());
     return Status::Ok();
   }
 
@@ -171,8 +166,7 @@ class SinkImpl final : public Sink {
     TimePoint deadline = clock_->Now() + options_.shutdown_timeout;
     Status last;
     while (true) {
-      last = Drain();
-      if (last.ok()) last = FlushAndCommit();
+      last = FlushEverything();
       if (last.ok() && !pending_.empty()) last = Status::Unavailable("offset commit failed");
       if (last.ok() || last.code() == StatusCode::kFailedPrecondition) break;
       if (clock_->Now() >= deadline) break;
@@ -205,16 +199,69 @@ class SinkImpl final : public Sink {
     return std::chrono::ceil<milliseconds>(t - now);
   }
 
-  bool FlushDue(TimePoint now) const {
-    if (target_->buffered_rows() >= options_.batch_rows) return true;
-    if (target_->buffered_bytes() >= options_.batch_bytes) return true;
-    return batch_start_ && now >= *batch_start_ + options_.flush_interval;
+  bool DueBySize() const {
+    return target_->buffered_rows() >= options_.batch_rows ||
+           target_->buffered_bytes() >= options_.batch_bytes;
   }
 
-  // Hands the backlog to the target in order. Stops at the first message the target fails on
-  // with anything but InvalidArgument (that message stays first in the backlog).
-  Status Drain() {
+  bool FlushDue(TimePoint now) const {
+    return DueBySize() || (batch_start_ && now >= *batch_start_ + options_.flush_interval);
+  }
+
+  // The open batch may take no more messages while a write is in flight.
+  bool Full() const {
+    return target_->buffered_rows() >= std::max(options_.max_batch_rows, options_.batch_rows) ||
+           target_->buffered_bytes() >= options_.batch_bytes;
+  }
+
+  // Does what is due without waiting: collects a finished write (commit, or retry mode),
+  // hands the backlog to the target, starts a write when the open batch is due and none is in
+  // flight, and goes on filling the next batch behind it.
+  Status Pump() {
+    for (;;) {
+      SPLITSTREAM_RETURN_IF_ERROR(Collect(milliseconds(0)));
+      const TimePoint now = clock_->Now();
+      if (retrying_) {
+        if (in_flight_ || now < next_attempt_) return Status::Ok();
+        Status st = Drain(DrainUntil::kEnd);
+        if (st.ok()) st = StartFlush();
+        if (!st.ok()) {
+          if (st.code() == StatusCode::kFailedPrecondition) return st;
+          OnFlushFailed(st);
+          return Status::Ok();
+        }
+        if (!in_flight_) return Status::Ok();  // there was nothing to write
+        continue;                              // a synchronous target is done already
+      }
+      Status st = Drain(in_flight_ ? DrainUntil::kFull : DrainUntil::kDue);
+      if (!st.ok()) {
+        if (st.code() != StatusCode::kUnavailable) return st;
+        OnFlushFailed(st);
+        return Status::Ok();
+      }
+      if (in_flight_ || !FlushDue(now)) return Status::Ok();
+      st = StartFlush();
+      if (!st.ok()) {
+        if (st.code() == StatusCode::kFailedPrecondition) return st;
+        OnFlushFailed(st);
+        return Status::Ok();
+      }
+    }
+  }
+
+  enum class DrainUntil {
+    kEnd,   // the backlog is empty
+    kDue,   // ... or the open batch is due by size (no write in flight: start one)
+    kFull,  // ... or the open batch is full (a write in flight)
+  };
+
+  // Hands the backlog to the target in order, until `until`. Stops at the first message the
+  // target fails on with anything but InvalidArgument (that message stays first in the
+  // backlog).
+  Status Drain(DrainUntil until) {
     while (!backlog_.empty()) {
+      if (until == DrainUntil::kDue && DueBySize()) break;
+      if (until == DrainUntil::kFull && Full()) break;
       kafka::Message& m = backlog_.front();
       Status st = target_->Add(m);
       if (!st.ok()) {
@@ -226,6 +273,110 @@ class SinkImpl final : public Sink {
       backlog_.pop_front();
     }
     return Status::Ok();
+  }
+
+  // Starts writing the open batch (and what a failed write left) once the dead-letter
+  // messages among it are acknowledged. Errors: the DLQ's (FailedPrecondition: stop).
+  Status StartFlush() {
+    if (pending_.empty() && target_->buffered_rows() == 0) {
+      batch_start_.reset();
+      if (retrying_) OnFlushSucceeded();
+      return Status::Ok();
+    }
+    SPLITSTREAM_RETURN_IF_ERROR(AwaitDeadLetters());
+    in_flight_ = InFlight{std::move(pending_), clock_->Now(), retrying_};
+    pending_.clear();
+    batch_start_.reset();
+    target_->BeginFlush();
+    return Status::Ok();
+  }
+
+  // Collects the write in flight when it ended within `wait`: commits its offsets, or (on
+  // failure) gives them back to the open batch and enters retry mode. FailedPrecondition when
+  // the sink must stop.
+  Status Collect(milliseconds wait) {
+    if (!in_flight_) return Status::Ok();
+    std::optional<Status> result = target_->FinishFlush(wait);
+    if (!result) return Status::Ok();
+    InFlight done = std::move(*in_flight_);
+    in_flight_.reset();
+    if (!result->ok()) {
+      GiveBack(done.offsets);
+      if (result->code() == StatusCode::kFailedPrecondition) return *result;
+      OnFlushFailed(*result);
+      return Status::Ok();
+    }
+    RecordFlush(done.start);
+    if (done.retry && retrying_) OnFlushSucceeded();
+    CommitOffsets(std::move(done.offsets));
+    return Status::Ok();
+  }
+
+  // Synchronously: waits for the write in flight, then writes everything else (the backlog
+  // included) and commits. OK when everything was written (pending_ still holds offsets whose
+  // commit failed with Unavailable); the target's or DLQ's error otherwise.
+  Status FlushEverything() {
+    if (in_flight_) {
+      std::optional<Status> result = target_->FinishFlush(milliseconds::max());
+      InFlight done = std::move(*in_flight_);
+      in_flight_.reset();
+      if (result && result->ok()) {
+        RecordFlush(done.start);
+        CommitOffsets(std::move(done.offsets));
+      } else {
+        GiveBack(done.offsets);  // the target kept the rows: the flush below writes them
+      }
+    }
+    SPLITSTREAM_RETURN_IF_ERROR(Drain(DrainUntil::kEnd));
+    if (pending_.empty() && target_->buffered_rows() == 0) return Status::Ok();
+    const TimePoint start = clock_->Now();
+    SPLITSTREAM_RETURN_IF_ERROR(AwaitDeadLetters());
+    SPLITSTREAM_RETURN_IF_ERROR(target_->Flush());
+    RecordFlush(start);
+    batch_start_.reset();
+    Offsets offsets = std::move(pending_);
+    pending_.clear();
+    CommitOffsets(std::move(offsets));
+    return Status::Ok();
+  }
+
+  void RecordFlush(TimePoint start) {
+    double seconds = std::chrono::duration<double>(clock_->Now() - start).count();
+    auto written = target_->rows_written();
+    std::lock_guard lock(mu_);
+    ++metrics_.flushes;
+    metrics_.rows_by_table = written;
+    size_t bucket = std::lower_bound(std::begin(kFlushLatencyBuckets),
+                                     std::end(kFlushLatencyBuckets), seconds) -
+                    std::begin(kFlushLatencyBuckets);
+    ++metrics_.flush_latency_counts[bucket];
+    metrics_.flush_latency_sum += seconds;
+  }
+
+  // Offsets of a batch that is not committed after all go back to the open batch, whose own
+  // offsets (when it has some for the partition) are newer and cover them once written.
+  void GiveBack(const Offsets& offsets) {
+    for (const auto& [tp, next] : offsets) pending_.emplace(tp, next);
+    if (!offsets.empty() && !batch_start_) batch_start_ = clock_->Now();
+  }
+
+  // Commits the offsets of a written batch. A commit that fails because the coordinator is
+  // unreachable gives them back for the next flush (the rows are written; re-reading them would
+  // be invisible anyway); FailedPrecondition (partitions revoked) drops them.
+  void CommitOffsets(Offsets offsets) {
+    if (offsets.empty()) return;
+    std::vector<std::pair<kafka::TopicPartition, int64_t>> list(offsets.begin(), offsets.end());
+    Status st = consumer_->Commit(list);
+    if (st.ok()) {
+      std::lock_guard lock(mu_);
+      ++metrics_.commits;
+    } else if (st.code() == StatusCode::kFailedPrecondition) {
+      spdlog::warn("sink: commit refused (partitions reassigned), dropping offsets: {}",
+                   st.ToString());
+    } else {
+      spdlog::warn("sink: commit failed, retried with the next flush: {}", st.ToString());
+      GiveBack(offsets);
+    }
   }
 
   // Produces the rejected message to the DLQ. FailedPrecondition when there is no DLQ topic or
@@ -318,48 +469,6 @@ class SinkImpl final : public Sink {
     return Status::Ok();
   }
 
-  // Flushes the target and commits the batch's offsets. A commit that fails because the
-  // coordinator is unreachable keeps the offsets for the next flush (the rows are written;
-  // re-reading them would be invisible anyway); FailedPrecondition from Commit (partitions
-  // revoked) drops them. Returns the target's or the DLQ's error, or FailedPrecondition when
-  // the sink must stop.
-  Status FlushAndCommit() {
-    if (pending_.empty() && target_->buffered_rows() == 0) return Status::Ok();
-    TimePoint start = clock_->Now();
-    SPLITSTREAM_RETURN_IF_ERROR(AwaitDeadLetters());
-    SPLITSTREAM_RETURN_IF_ERROR(target_->Flush());
-    double seconds = std::chrono::duration<double>(clock_->Now() - start).count();
-    auto written = target_->rows_written();
-    {
-      std::lock_guard lock(mu_);
-      ++metrics_.flushes;
-      metrics_.rows_by_table = written;
-      size_t bucket = std::lower_bound(std::begin(kFlushLatencyBuckets),
-                                       std::end(kFlushLatencyBuckets), seconds) -
-                      std::begin(kFlushLatencyBuckets);
-      ++metrics_.flush_latency_counts[bucket];
-      metrics_.flush_latency_sum += seconds;
-    }
-    batch_start_.reset();
-    if (pending_.empty()) return Status::Ok();
-    std::vector<std::pair<kafka::TopicPartition, int64_t>> offsets(pending_.begin(),
-                                                                   pending_.end());
-    Status st = consumer_->Commit(offsets);
-    if (st.ok()) {
-      pending_.clear();
-      std::lock_guard lock(mu_);
-      ++metrics_.commits;
-    } else if (st.code() == StatusCode::kFailedPrecondition) {
-      spdlog::warn("sink: commit refused (partitions reassigned), dropping offsets: {}",
-                   st.ToString());
-      pending_.clear();
-    } else {
-      spdlog::warn("sink: commit failed, retried with the next flush: {}", st.ToString());
-      batch_start_ = clock_->Now();
-    }
-    return Status::Ok();
-  }
-
   void OnFlushFailed(const Status& st) {
     if (!retrying_) {
       retrying_ = true;
@@ -407,16 +516,21 @@ class SinkImpl final : public Sink {
     // owner; handing them over now could only add work.
     std::erase_if(backlog_,
                   [&](const kafka::Message& m) { return revoked.count(m.topic_partition()) > 0; });
-    bool affected = std::any_of(pending_.begin(), pending_.end(),
-                                [&](const auto& kv) { return revoked.count(kv.first) > 0; });
-    if (!affected) return;
+    auto affects = [&](const Offsets& offsets) {
+      return std::any_of(offsets.begin(), offsets.end(),
+                         [&](const auto& kv) { return revoked.count(kv.first) > 0; });
+    };
+    if (!affects(pending_) && !(in_flight_ && affects(in_flight_->offsets))) return;
     if (!closing_ || !retrying_) {
-      Status st = Drain();
-      if (st.ok()) st = FlushAndCommit();
-      if (st.ok()) return;
-      spdlog::warn("sink: flush before revocation failed: {}", st.ToString());
+      Status st = FlushEverything();
+      if (st.ok() && !affects(pending_)) return;
+      if (!st.ok()) spdlog::warn("sink: flush before revocation failed: {}", st.ToString());
     }
     std::erase_if(pending_, [&](const auto& kv) { return revoked.count(kv.first) > 0; });
+    if (in_flight_) {
+      std::erase_if(in_flight_->offsets,
+                    [&](const auto& kv) { return revoked.count(kv.first) > 0; });
+    }
   }
 
   void MaybeRefreshLag(TimePoint now) {
@@ -434,8 +548,9 @@ class SinkImpl final : public Sink {
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
 
-  std::deque<kafka::Message> backlog_;                // polled, not yet accepted by the target
-  std::map<kafka::TopicPartition, int64_t> pending_;  // next offsets of the unflushed batch
+  std::deque<kafka::Message> backlog_;  // polled, not yet accepted by the target
+  Offsets pending_;                     // next offsets of the open batch
+  std::optional<InFlight> in_flight_;   // the batch being written
   std::optional<TimePoint> batch_start_;
   bool retrying_ = false;
   bool closing_ = false;

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "splitstream/clickhouse/client.h"
@@ -361,6 +363,117 @@ TEST(ClickHouseWriterTest, FailedFlushKeepsRowsAndRetrySendsThemOnce) {
   // Nothing left to send.
   ASSERT_TRUE(w->Flush().ok());
   EXPECT_EQ(ch.inserts.size(), 2u);
+}
+
+// An insert client whose INSERTs wait until the test opens the gate (a write in flight).
+class GatedClient final : public clickhouse::Client {
+ public:
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  Status Insert(std::string_view table, std::span<const std::string> cols, std::string_view,
+                std::string_view body, const clickhouse::Settings&) override {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return open_; });
+    if (fail_next) {
+      fail_next = false;
+      return Status::Unavailable("connection refused");
+    }
+    inserts.push_back({std::string(table), {cols.begin(), cols.end()}, std::string(body)});
+    return Status::Ok();
+  }
+  Status Execute(std::string_view, const clickhouse::Settings&) override { return Unused(); }
+  Result<std::string> Query(std::string_view, const clickhouse::Settings&) override {
+    return Unused();
+  }
+  Result<std::vector<std::vector<std::string>>> QueryRows(std::string_view,
+                                                          const clickhouse::Settings&) override {
+    return Unused();
+  }
+  Result<std::vector<clickhouse::NullableRow>> QueryNullableRows(
+      std::string_view, const clickhouse::Settings&) override {
+    return Unused();
+  }
+  Status Ping() override { return Unused(); }
+  clickhouse::ClientStats stats() const override { return {}; }
+  const clickhouse::ClientOptions& options() const override { return options_; }
+
+  std::vector<struct FakeClient::Insert> inserts;  // read after FinishFlush returned
+  bool fail_next = false;                          // set while no write runs
+
+ private:
+  static Status Unused() { return Status::Internal("the insert client only inserts"); }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  clickhouse::ClientOptions options_;
+};
+
+std::string ExperimentRow(int64_t id) {
+  RowBinaryWriter w;
+  w.Int64(id);
+  w.NullMarker(true);  // layer
+  w.Float64(1);
+  w.NullMarker(true);  // started_at
+  w.NullMarker(true);  // started_at_us
+  w.UInt64(static_cast<uint64_t>(id));
+  w.UInt8(0);
+  w.Int64(1763633472000);
+  return w.buffer();
+}
+
+Status AddExperiment(ClickHouseWriter& w, int64_t id) {
+  return w.Add(
+      Decode("experiments", Envelope("experiments", "c", "null",
+                                     R"({"id":)" + std::to_string(id) + R"(,"traffic":1})", id)));
+}
+
+TEST(ClickHouseWriterTest, BeginFlushWritesInTheBackgroundWhileAddFillsTheNextBatch) {
+  FakeClient ch;
+  AddAssignments(ch);
+  GatedClient gate;
+  auto created = ClickHouseWriter::Create(&ch, WriterOptions{"db", &gate});
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ClickHouseWriter& w = **created;
+  ASSERT_TRUE(AddExperiment(w, 1).ok());
+  ASSERT_TRUE(AddExperiment(w, 2).ok());
+  EXPECT_FALSE(w.FinishFlush(std::chrono::milliseconds(0))) << "no flush was started";
+  w.BeginFlush();
+  EXPECT_FALSE(w.FinishFlush(std::chrono::milliseconds(20))) << "the INSERT waits at the gate";
+  EXPECT_EQ(w.buffered_rows(), 0u) << "rows being written are not buffered rows";
+  ASSERT_TRUE(AddExperiment(w, 3).ok());
+  EXPECT_EQ(w.buffered_rows(), 1u);
+  w.BeginFlush();  // ignored: the first flush has not been collected
+  gate.Open();
+  std::optional<Status> done = w.FinishFlush(std::chrono::milliseconds::max());
+  ASSERT_TRUE(done.has_value());
+  ASSERT_TRUE(done->ok()) << done->ToString();
+  ASSERT_EQ(gate.inserts.size(), 1u);
+  EXPECT_EQ(gate.inserts[0].table, "`db`.`experiments`");
+  EXPECT_EQ(gate.inserts[0].body, ExperimentRow(1) + ExperimentRow(2));
+  EXPECT_TRUE(ch.inserts.empty()) << "the INSERT went through the insert client";
+  EXPECT_EQ(w.rows_written().at("experiments"), 2u);
+  EXPECT_EQ(w.buffered_rows(), 1u);
+
+  // A failed background write keeps its rows, and the next flush writes them first.
+  gate.fail_next = true;
+  w.BeginFlush();
+  done = w.FinishFlush(std::chrono::milliseconds::max());
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->code(), StatusCode::kUnavailable);
+  EXPECT_EQ(w.buffered_rows(), 1u);
+  ASSERT_TRUE(AddExperiment(w, 4).ok());
+  EXPECT_EQ(w.buffered_rows(), 2u);
+  w.BeginFlush();
+  done = w.FinishFlush(std::chrono::milliseconds::max());
+  ASSERT_TRUE(done.has_value() && done->ok());
+  ASSERT_EQ(gate.inserts.size(), 3u);
+  EXPECT_EQ(gate.inserts[1].body, ExperimentRow(3));
+  EXPECT_EQ(gate.inserts[2].body, ExperimentRow(4));
+  EXPECT_EQ(w.rows_written().at("experiments"), 4u);
+  EXPECT_EQ(w.buffered_rows(), 0u);
 }
 
 TEST(ClickHouseWriterTest, ChangefeedDeleteUsesThePositionalKeyAndHlcVersion) {

@@ -114,6 +114,8 @@ class FakeConsumer final : public kafka::Consumer {
   std::deque<Message> queue_;
 };
 
+// Flushes synchronously unless `hold` is set: then BeginFlush seals the buffered changes and
+// FinishFlush reports nothing until the test clears `hold` (a write in flight).
 class FakeWriter final : public ChangeWriter {
  public:
   Status Add(const debezium::ChangeRecord& change) override {
@@ -122,24 +124,48 @@ class FakeWriter final : public ChangeWriter {
     buffered.push_back(change);
     return Status::Ok();
   }
-  size_t buffered_rows() const override { return buffered.size(); }
-  size_t buffered_bytes() const override { return buffered.size() * 100; }
+  size_t buffered_rows() const override { return buffered.size() + (writing ? 0 : sealed.size()); }
+  size_t buffered_bytes() const override { return buffered_rows() * 100; }
   Status Flush() override {
-    ++flush_calls;
-    if (!flush_status.ok()) return flush_status;
-    for (auto& c : buffered) {
-      ++written[c.kind == debezium::ChangeRecord::Kind::kTruncate ? "_truncations" : c.table];
-      flushed.push_back(std::move(c));
-    }
+    if (writing) (void)FinishFlush(std::chrono::milliseconds::max());
+    BeginFlush();
+    return Write();
+  }
+  void BeginFlush() override {
+    ++begin_calls;
+    batches.push_back(sealed.size() + buffered.size());
+    for (auto& c : buffered) sealed.push_back(std::move(c));
     buffered.clear();
-    return Status::Ok();
+    writing = true;
+  }
+  std::optional<Status> FinishFlush(std::chrono::milliseconds) override {
+    if (!writing || hold) return std::nullopt;
+    return Write();
   }
   std::map<std::string, uint64_t> rows_written() const override { return written; }
 
   std::vector<debezium::ChangeRecord> buffered, flushed;
+  std::vector<debezium::ChangeRecord> sealed;  // being written, or left by a failed write
+  std::vector<size_t> batches;                 // rows of each flush started
   std::map<std::string, uint64_t> written;
   Status flush_status, add_status;
-  int flush_calls = 0;
+  int flush_calls = 0;  // writes that ended (failed or not)
+  int begin_calls = 0;
+  bool hold = false;
+  bool writing = false;
+
+ private:
+  Status Write() {
+    writing = false;
+    ++flush_calls;
+    if (!flush_status.ok()) return flush_status;
+    for (auto& c : sealed) {
+      ++written[c.kind == debezium::ChangeRecord::Kind::kTruncate ? "_truncations" : c.table];
+      flushed.push_back(std::move(c));
+    }
+    sealed.clear();
+    return Status::Ok();
+  }
 };
 
 struct Produced {

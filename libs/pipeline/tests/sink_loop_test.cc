@@ -128,7 +128,7 @@ TEST_F(SinkLoopTest, AFailingFlushCommitsNothingPausesAndRetriesWithBackoff) {
   }
   EXPECT_EQ(retry_gaps, (std::vector<int64_t>{100, 200, 400, 400}));
   EXPECT_TRUE(consumer_->commits.empty());
-  EXPECT_EQ(writer_.buffered.size(), 1u) << "the paused partition's next message was not fetched";
+  EXPECT_EQ(writer_.buffered_rows(), 1u) << "the paused partition's next message was not fetched";
   EXPECT_EQ(sink_->Metrics().flush_failures, 5u);
 
   writer_.flush_status = Status::Ok();
@@ -140,6 +140,119 @@ TEST_F(SinkLoopTest, AFailingFlushCommitsNothingPausesAndRetriesWithBackoff) {
   ASSERT_EQ(consumer_->commits.size(), 2u);
   EXPECT_EQ(consumer_->commits[1], (Offsets{{kP0, 2}}));
   EXPECT_EQ(writer_.flushed.size(), 2u);
+}
+
+TEST_F(SinkLoopTest, ABatchGrowsPastBatchRowsOnlyWhileTheWriteBeforeItRuns) {
+  SinkOptions opts;
+  opts.batch_rows = 2;
+  opts.max_batch_rows = 5;
+  Start(opts);
+  writer_.hold = true;  // writes stay in flight until released
+  FeedInsert(kP0, 0, 1);
+  FeedInsert(kP0, 1, 2);
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{2}));
+  for (int64_t offset = 2; offset < 8; ++offset) FeedInsert(kP0, offset, offset + 1);
+  Step();
+  Step();
+  EXPECT_EQ(writer_.buffered.size(), 5u) << "the next batch grows to max_batch_rows, no further";
+  EXPECT_EQ(writer_.begin_calls, 1) << "one write at a time";
+  EXPECT_TRUE(consumer_->commits.empty()) << "nothing is committed before its write ended";
+
+  writer_.hold = false;
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{2, 5}));
+  ASSERT_EQ(consumer_->commits.size(), 2u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 2}}));
+  EXPECT_EQ(consumer_->commits[1], (Offsets{{kP0, 7}}));
+  EXPECT_EQ(writer_.buffered.size(), 1u) << "the eighth row waits for the next batch";
+  EXPECT_EQ(writer_.flushed.size(), 7u);
+}
+
+TEST_F(SinkLoopTest, WithNoWriteInFlightABatchStartsAtBatchRows) {
+  SinkOptions opts;
+  opts.batch_rows = 3;
+  opts.poll_max_messages = 100;
+  Start(opts);
+  writer_.hold = true;
+  for (int64_t offset = 0; offset < 7; ++offset) FeedInsert(kP1, offset, offset);
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3})) << "not all seven rows";
+  EXPECT_EQ(writer_.buffered.size(), 4u);
+  writer_.hold = false;
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 4}));
+  ASSERT_EQ(consumer_->commits.size(), 2u);
+  EXPECT_EQ(consumer_->commits[1], (Offsets{{kP1, 7}}));
+}
+
+TEST_F(SinkLoopTest, ABatchDueByTimeDuringAWriteStartsWhenTheWriteEnds) {
+  SinkOptions opts;
+  opts.batch_rows = 100;
+  opts.flush_interval = milliseconds(1000);
+  Start(opts);
+  writer_.hold = true;
+  FeedInsert(kP0, 0, 1);
+  Step();
+  clock_.Advance(milliseconds(1000));
+  Step();
+  EXPECT_EQ(writer_.begin_calls, 1);
+  FeedInsert(kP0, 1, 2);
+  Step();
+  clock_.Advance(milliseconds(1000));
+  Step();
+  EXPECT_EQ(writer_.begin_calls, 1) << "due, but the first write still runs";
+  writer_.hold = false;
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{1, 1}));
+  ASSERT_EQ(consumer_->commits.size(), 2u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 1}}));
+  EXPECT_EQ(consumer_->commits[1], (Offsets{{kP0, 2}}));
+}
+
+TEST_F(SinkLoopTest, AFailedWriteIsRetriedWithTheBatchThatFilledMeanwhile) {
+  SinkOptions opts;
+  opts.batch_rows = 2;
+  opts.initial_backoff = milliseconds(100);
+  Start(opts);
+  writer_.hold = true;
+  FeedInsert(kP0, 0, 1);
+  FeedInsert(kP0, 1, 2);
+  Step();
+  FeedInsert(kP0, 2, 3);
+  FeedInsert(kP1, 0, 4);
+  Step();
+  writer_.flush_status = Status::Unavailable("clickhouse down");
+  writer_.hold = false;
+  Step();
+  EXPECT_TRUE(consumer_->commits.empty());
+  EXPECT_TRUE(sink_->Metrics().paused);
+  EXPECT_EQ(writer_.begin_calls, 1) << "no new write before the backoff";
+  writer_.flush_status = Status::Ok();
+  while (consumer_->commits.empty()) Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{2, 4})) << "the failed rows, then the newer";
+  ASSERT_EQ(consumer_->commits.size(), 1u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 3}, {kP1, 1}}));
+  EXPECT_FALSE(sink_->Metrics().paused);
+  EXPECT_EQ(writer_.flushed.size(), 4u);
+}
+
+TEST_F(SinkLoopTest, RevocationCommitsTheWriteInFlightThenFlushesTheRest) {
+  SinkOptions opts;
+  opts.batch_rows = 2;
+  Start(opts);
+  writer_.hold = true;
+  FeedInsert(kP0, 0, 1);
+  FeedInsert(kP1, 0, 2);
+  Step();
+  FeedInsert(kP1, 1, 3);
+  Step();
+  writer_.hold = false;  // the write ends while the revocation waits for it
+  consumer_->Revoke({kP1});
+  ASSERT_EQ(consumer_->commits.size(), 2u);
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 1}, {kP1, 1}}));
+  EXPECT_EQ(consumer_->commits[1], (Offsets{{kP1, 2}}));
+  EXPECT_EQ(writer_.flushed.size(), 3u);
 }
 
 TEST_F(SinkLoopTest, PoisonGoesToTheDeadLetterTopicAndIsCommittedAfterItsAck) {

@@ -91,6 +91,12 @@ class Decoder {
   // anything else (after/resolved/updated) a changefeed; a null value is a Debezium tombstone.
   Result<ChangeRecord> Decode(std::string_view topic, std::optional<std::string_view> key,
                               std::optional<std::string_view> value);
+  // Decode into *out, reusing its strings and row images (and the decoder's spare storage):
+  // decoding a stream of messages into one record allocates next to nothing once the record
+  // has held the largest of them. Same result and errors as Decode; after an error *out is
+  // unspecified (but valid).
+  Status DecodeInto(std::string_view topic, std::optional<std::string_view> key,
+                    std::optional<std::string_view> value, ChangeRecord* out);
 
  private:
   struct Impl;

@@ -35,14 +35,23 @@
 // are unchanged then. Add and Flush return Unavailable (or ClickHouse's error) when ClickHouse
 // fails; Flush keeps everything it could not insert, so calling it again later retries.
 //
-// Ownership and thread safety: the writer borrows `client`, which must outlive it; one thread
-// at a time.
+// Flushing: Flush writes everything buffered and waits. BeginFlush/FinishFlush split it so that
+// the caller can go on adding rows while an INSERT runs: BeginFlush seals what is buffered (the
+// rows a failed flush left, then the newer ones) and, with WriterOptions::insert_client, writes
+// it on a background thread through that client; Add, buffered_rows and the other methods keep
+// working on the next batch meanwhile. At most one flush runs at a time.
+//
+// Ownership and thread safety: the writer borrows `client` (and `insert_client`), which must
+// outlive it; the caller uses one thread at a time. The background write touches only the
+// sealed batch and `insert_client`; the destructor waits for it.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +64,10 @@ namespace splitstream::pipeline {
 
 struct WriterOptions {
   std::string database = "experiments";
+  // A second client for the INSERTs of BeginFlush, used on a background thread (a Client serves
+  // one thread at a time, and Add may query ClickHouse meanwhile). nullptr: BeginFlush writes
+  // synchronously with the main client.
+  clickhouse::Client* insert_client = nullptr;
 };
 
 class ClickHouseWriter {
@@ -69,11 +82,20 @@ class ClickHouseWriter {
 
   // Buffers one change (Kind kRow or kTruncate; other kinds are InvalidArgument).
   Status Add(const debezium::ChangeRecord& change);
+  // Rows and bytes buffered and not being written (what the next flush writes).
   size_t buffered_rows() const;
   size_t buffered_bytes() const;
-  // One RowBinary INSERT per table batch, then the truncations. On success nothing is
-  // buffered; on failure what was not inserted stays buffered.
+  // One RowBinary INSERT per table batch, then the truncations; waits for a flush in flight
+  // first. On success nothing is buffered; on failure what was not inserted stays buffered.
   Status Flush();
+  // Starts a flush of everything buffered (see above) and returns; does nothing while a flush
+  // started earlier has not been collected by FinishFlush.
+  void BeginFlush();
+  // The result of the flush BeginFlush started, once it ended: waits up to `wait`
+  // (milliseconds::max(): until it ends) and returns nullopt while it still runs, or when no
+  // flush was started. After a failure the rows not inserted stay buffered (counted by
+  // buffered_rows again) and the next flush writes them first.
+  std::optional<Status> FinishFlush(std::chrono::milliseconds wait);
   // Rows inserted per table since creation (truncations under "_truncations").
   std::map<std::string, uint64_t> rows_written() const;
 

@@ -1,12 +1,21 @@
 // Sink: Kafka change topics → a batching target (ClickHouse, or hourly JSON-lines files), the
 // engine of `splitstream sink` (design.md section 5).
 //
-// The loop polls a group consumer, hands each message to a SinkTarget and flushes the target
-// when it holds `batch_rows` rows, `batch_bytes` bytes, or its oldest message is `flush_interval`
-// old. Kafka offsets are committed only after the target accepted the batch (the next offset of
-// every partition that had a message in it), so a crash at any point re-reads from the last
-// commit; targets must make replays invisible (ClickHouse: ReplacingMergeTree on the source
-// position).
+// The loop polls a group consumer and hands each message to a SinkTarget. A batch becomes due
+// when it holds `batch_rows` rows or `batch_bytes` bytes, or its oldest message is
+// `flush_interval` old; a due batch is flushed in the background (SinkTarget::BeginFlush)
+// while the loop goes on decoding into the next one. One flush runs at a time: a batch that
+// becomes due while its predecessor is still being written starts as soon as that write ends,
+// and until then keeps taking messages, up to `max_batch_rows` rows or `batch_bytes` bytes
+// (then the loop stops taking messages until the write ends). So a batch is larger than
+// `batch_rows` only when the previous INSERT was still running: under a backlog the batches
+// grow towards the cap (fewer, larger INSERTs), with light traffic they stay small and the
+// `flush_interval` bound holds up to the duration of one INSERT.
+//
+// Kafka offsets are committed only after the target accepted the batch (the next offset of
+// every partition that had a message in it), batch after batch in order, so a crash at any
+// point re-reads from the last commit; targets must make replays invisible (ClickHouse:
+// ReplacingMergeTree on the source position).
 //
 // A message the target rejects with InvalidArgument (cannot be decoded or mapped) goes to the
 // dead-letter topic with its original key and value and the headers `error`, `source.topic`,
@@ -14,11 +23,12 @@
 // dead-letter produce was acknowledged.
 //
 // A failing flush (any other error) is retried with exponential backoff (initial_backoff …
-// max_backoff); the assigned partitions are paused meanwhile (memory stays bounded to what was
-// already fetched) and nothing is committed; they resume when a flush succeeds. On partition
-// revocation the sink flushes and commits first; when that fails, the revoked partitions'
-// offsets are dropped (their next owner re-reads them; the rows still buffered here may be
-// written twice, which the target's versioning makes invisible).
+// max_backoff), together with the batch that filled meanwhile; the assigned partitions are
+// paused meanwhile (memory stays bounded to what was already fetched) and nothing is
+// committed; they resume when a flush succeeds. On partition revocation the sink waits for the
+// flush in flight, flushes and commits first; when that fails, the revoked partitions' offsets
+// are dropped (their next owner re-reads them; the rows still buffered here may be written
+// twice, which the target's versioning makes invisible).
 //
 // Thread safety: Run/RunOnce/Shutdown on one thread (the consumer's); Metrics() from any
 // thread.
@@ -33,6 +43,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "splitstream/core/clock.h"
@@ -44,6 +55,14 @@
 namespace splitstream::pipeline {
 
 // Where the sink writes. Not thread-safe; used by the sink's thread only.
+//
+// Flushing comes in two forms. Flush writes everything buffered and waits. BeginFlush /
+// FinishFlush let the sink go on adding messages while a batch is written: BeginFlush seals
+// what is buffered and starts writing it; Add then fills the next batch; FinishFlush reports
+// the write's result once it ended. At most one flush is in flight: the sink calls BeginFlush
+// again only after FinishFlush returned a Status. buffered_rows/bytes count what is buffered
+// and not being written. A target that cannot write in the background keeps the defaults,
+// which run Flush inside BeginFlush.
 class SinkTarget {
  public:
   virtual ~SinkTarget() = default;
@@ -53,15 +72,27 @@ class SinkTarget {
   virtual Status Add(const kafka::Message& message) = 0;
   virtual size_t buffered_rows() const = 0;
   virtual size_t buffered_bytes() const = 0;
-  // Writes everything buffered. On failure the buffers are kept for a retry.
+  // Writes everything buffered (after waiting for a flush in flight). On failure the buffers
+  // are kept for a retry.
   virtual Status Flush() = 0;
+  // Starts writing everything buffered; see above.
+  virtual void BeginFlush() { finished_ = Flush(); }
+  // The result of the flush BeginFlush started: waits up to `wait` (milliseconds::max(): until
+  // it ends); nullopt while it runs or when none was started. On failure the rows of that
+  // flush stay buffered and the next flush writes them first.
+  virtual std::optional<Status> FinishFlush(std::chrono::milliseconds /*wait*/) {
+    return std::exchange(finished_, std::nullopt);
+  }
   // Rows written so far, by table (or topic).
   virtual std::map<std::string, uint64_t> rows_written() const = 0;
+
+ private:
+  std::optional<Status> finished_;  // the default BeginFlush's result
 };
 
 // The ClickHouse side of a ChangeTarget: pipeline::ClickHouseWriter behind an interface so that
-// the sink is testable with a fake. Same contract as ClickHouseWriter: Add returns
-// InvalidArgument for a change that cannot be mapped.
+// the sink is testable with a fake. Same contract as ClickHouseWriter (including BeginFlush /
+// FinishFlush): Add returns InvalidArgument for a change that cannot be mapped.
 class ChangeWriter {
  public:
   virtual ~ChangeWriter() = default;
@@ -69,6 +100,8 @@ class ChangeWriter {
   virtual size_t buffered_rows() const = 0;
   virtual size_t buffered_bytes() const = 0;
   virtual Status Flush() = 0;
+  virtual void BeginFlush() = 0;
+  virtual std::optional<Status> FinishFlush(std::chrono::milliseconds wait) = 0;
   virtual std::map<std::string, uint64_t> rows_written() const = 0;
 };
 
@@ -83,11 +116,16 @@ class ChangeTarget final : public SinkTarget {
   size_t buffered_rows() const override { return writer_->buffered_rows(); }
   size_t buffered_bytes() const override { return writer_->buffered_bytes(); }
   Status Flush() override { return writer_->Flush(); }
+  void BeginFlush() override { writer_->BeginFlush(); }
+  std::optional<Status> FinishFlush(std::chrono::milliseconds wait) override {
+    return writer_->FinishFlush(wait);
+  }
   std::map<std::string, uint64_t> rows_written() const override { return writer_->rows_written(); }
 
  private:
   ChangeWriter* writer_;
   debezium::Decoder decoder_;
+  debezium::ChangeRecord change_;  // reused for every message (Decoder::DecodeInto)
 };
 
 // The `--to files:DIR` target: hourly JSON-lines files DIR/{topic}/{YYYY-MM-DD}/{HH}.jsonl, one
@@ -101,6 +139,10 @@ struct SinkOptions {
   size_t batch_rows = 10000;
   size_t batch_bytes = 64 << 20;
   std::chrono::milliseconds flush_interval{1000};
+  // How far a batch may grow while the previous one is still being written (see the top of
+  // this file). 1 000 000 stays below ClickHouse's max_insert_block_size (1 048 576), so one
+  // batch of a table is one block, inserted atomically.
+  size_t max_batch_rows = 1000000;
   size_t poll_max_messages = 10000;
   std::chrono::milliseconds poll_timeout{100};
   std::chrono::milliseconds initial_backoff{100};
