@@ -43,6 +43,13 @@ const std::vector<Datum> kEventRow = {T("0b6f6e1c-9d0a-4c43-8a1e-1f2d3c4b5a69"),
                                       T("{\"sku\": \"A-1\"}"),
                                       T("2026-11-20 10:11:12.345678+00")};
 
+// A delete's old row under REPLICA IDENTITY DEFAULT: the key, every other column null.
+std::vector<Datum> EventKeyOnly() {
+  std::vector<Datum> row(kEventRow.size(), Null());
+  row[0] = kEventRow[0];
+  return row;
+}
+
 SourceInfo EventSource() { return {1795169472345678, "false", Lsn(24023119), Lsn(24023128), 555}; }
 
 EncoderOptions Options(bool schemas = false) {
@@ -220,14 +227,7 @@ TEST(EncoderTest, UnchangedToastPlaceholder) {
 TEST(EncoderTest, DeleteWithKeyOnlyBeforeAndNulls) {
   Encoder enc(Options());
   auto table = enc.Prepare(EventsSchema());
-  std::vector<Datum> before = {T("0b6f6e1c-9d0a-4c43-8a1e-1f2d3c4b5a69"),
-                               Null(),
-                               Null(),
-                               Null(),
-                               Null(),
-                               Null(),
-                               Null(),
-                               Null()};
+  const std::vector<Datum> before = EventKeyOnly();
   SourceInfo src{1000, "", Lsn(0), Lsn(0), 0};
   std::string out;
   ASSERT_TRUE(enc.EncodeValue(*table, Op::kDelete, before, {}, src, 5'000'000, &out).ok());
@@ -371,14 +371,7 @@ TEST(EncoderTest, KeyAndValueInOnePassMatchSeparateCalls) {
   const std::vector<Datum> assignment_new = {T("4"), T("u8"), Null(), Toast()};
   const std::vector<Datum> key_only = {T("3"), T("u\"7\""), Null(), Null()};
   const std::vector<Datum> toast_key = {Toast(), T("u9"), T("1"), T("infinity")};
-  const std::vector<Datum> events_key_only = {T("0b6f6e1c-9d0a-4c43-8a1e-1f2d3c4b5a69"),
-                                              Null(),
-                                              Null(),
-                                              Null(),
-                                              Null(),
-                                              Null(),
-                                              Null(),
-                                              Null()};
+  const std::vector<Datum> events_key_only = EventKeyOnly();
   const std::vector<Datum> log_row = {T("hello")};
   struct Case {
     const TableSchema* schema;
