@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "splitstream/pg/pg.h"
 #include "splitstream/testing/test_database.h"
@@ -50,20 +52,21 @@ class MigrationsTest : public ::testing::Test {
 TEST_F(MigrationsTest, SecondRunAppliesNothing) {
   auto first = Migrate(*conn_);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  EXPECT_EQ(first->applied.size(), 5u);
-  EXPECT_EQ(first->current_version, 5);
+  EXPECT_EQ(first->applied.size(), 6u);
+  EXPECT_EQ(first->current_version, 6);
 
   auto second = Migrate(*conn_);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_TRUE(second->applied.empty());
-  EXPECT_EQ(second->current_version, 5);
+  EXPECT_EQ(second->current_version, 6);
 
   auto versions = conn_->Exec("SELECT version, name FROM schema_migrations ORDER BY version");
   ASSERT_TRUE(versions.ok());
-  ASSERT_EQ(versions->size(), 5u);
+  ASSERT_EQ(versions->size(), 6u);
   EXPECT_EQ(versions->text(0, 0), "1");
   EXPECT_EQ(versions->text(0, 1), "experiments_and_variants");
   EXPECT_EQ(versions->text(4, 0), "5");
+  EXPECT_EQ(versions->text(5, 1), "variant_of_its_experiment");
   auto identity =
       conn_->Exec("SELECT relreplident FROM pg_class WHERE oid = 'experiments'::regclass");
   ASSERT_TRUE(identity.ok());
@@ -106,7 +109,7 @@ TEST_F(MigrationsTest, ConcurrentMigrationsDoNotRace) {
     EXPECT_TRUE(results[t].ok()) << results[t].ToString();
     total += applied[t];
   }
-  EXPECT_EQ(total, 5u);  // every migration applied exactly once
+  EXPECT_EQ(total, 6u);  // every migration applied exactly once
 }
 
 TEST_F(MigrationsTest, MigrateCreatesPartitionsAroundNow) {
@@ -127,6 +130,71 @@ TEST_F(MigrationsTest, MigrateCreatesPartitionsAroundNow) {
       "VALUES (gen_random_uuid(), 1, 1, 'u', 'click', now() - interval '3 years')");
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(conn_->LastSqlState(), pg::kCheckViolation);
+}
+
+// Migration 6 on a database that already holds rows (migrated up to 5 by an older build):
+// the rows stay, and from then on a row naming another experiment's variant is refused.
+TEST_F(MigrationsTest, VariantMustBelongToTheRowsExperiment) {
+  ASSERT_TRUE(Migrate(*conn_).ok());
+  auto setup = conn_->ExecScript(
+      "INSERT INTO experiments (key, name, seed) VALUES ('e1', 'e1', 'e1'), ('e2', 'e2', 'e2');"
+      "INSERT INTO variants (experiment_id, key, weight, position) VALUES "
+      "  (1, 'a', 1, 0), (2, 'a', 1, 0);"
+      "INSERT INTO assignments (experiment_id, user_id, variant_id) VALUES (1, 'old', 1);"
+      "INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, ts) "
+      "  VALUES (gen_random_uuid(), 1, 1, 'old', 'click', now());"
+      // Back to version 5: the two single-column keys of migrations 2 and 3.
+      "ALTER TABLE assignments DROP CONSTRAINT assignments_variant_fkey,"
+      "  ADD FOREIGN KEY (experiment_id) REFERENCES experiments (id) ON DELETE CASCADE,"
+      "  ADD FOREIGN KEY (variant_id) REFERENCES variants (id);"
+      "ALTER TABLE events DROP CONSTRAINT events_variant_fkey,"
+      "  ADD FOREIGN KEY (experiment_id) REFERENCES experiments (id),"
+      "  ADD FOREIGN KEY (variant_id) REFERENCES variants (id);"
+      "ALTER TABLE variants DROP CONSTRAINT variants_experiment_id_id_key;"
+      "DELETE FROM schema_migrations WHERE version = 6;"
+      // Allowed by the old keys: experiment 1 with experiment 2's variant.
+      "INSERT INTO assignments (experiment_id, user_id, variant_id) VALUES (1, 'before', 2);");
+  ASSERT_TRUE(setup.ok()) << setup.ToString();
+  auto refused = Migrate(*conn_);
+  ASSERT_FALSE(refused.ok()) << "migration 6 must not accept the existing mismatched row";
+  EXPECT_NE(refused.status().ToString().find("variant_of_its_experiment"), std::string::npos)
+      << refused.status().ToString();
+  ASSERT_TRUE(conn_->Exec("DELETE FROM assignments WHERE user_id = 'before'").ok());
+
+  auto report = Migrate(*conn_);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->applied, std::vector<std::string>{"variant_of_its_experiment"});
+  auto kept =
+      conn_->Exec("SELECT (SELECT count(*) FROM assignments), (SELECT count(*) FROM events)");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->text(0, 0), "1");
+  EXPECT_EQ(kept->text(0, 1), "1");
+
+  auto assignment = conn_->Exec(
+      "INSERT INTO assignments (experiment_id, user_id, variant_id) VALUES (1, 'u', 2)");
+  EXPECT_FALSE(assignment.ok());
+  EXPECT_EQ(conn_->LastSqlState(), pg::kForeignKeyViolation);
+  auto event = conn_->Exec(
+      "INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, ts) "
+      "VALUES (gen_random_uuid(), 2, 1, 'u', 'click', now())");
+  EXPECT_FALSE(event.ok());
+  EXPECT_EQ(conn_->LastSqlState(), pg::kForeignKeyViolation);
+  auto unknown = conn_->Exec(
+      "INSERT INTO assignments (experiment_id, user_id, variant_id) VALUES (3, 'u', 1)");
+  EXPECT_FALSE(unknown.ok());
+  EXPECT_EQ(conn_->LastSqlState(), pg::kForeignKeyViolation);
+  EXPECT_TRUE(conn_
+                  ->Exec("INSERT INTO assignments (experiment_id, user_id, variant_id) "
+                         "VALUES (2, 'u', 2)")
+                  .ok());
+
+  // Deleting an experiment is refused while it has events, and takes its assignments
+  // (through its variants) once it has none.
+  EXPECT_FALSE(conn_->Exec("DELETE FROM experiments WHERE id = 1").ok());
+  ASSERT_TRUE(conn_->Exec("DELETE FROM experiments WHERE id = 2").ok());
+  auto left = conn_->Exec("SELECT count(*) FROM assignments WHERE experiment_id = 2");
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->text(0, 0), "0");
 }
 
 TEST_F(MigrationsTest, EnsureIsIdempotentAndDropHonoursRetention) {
