@@ -81,20 +81,54 @@ uint32_t Fnv32aUpdate(uint32_t h, std::string_view utf8) {
   return h;
 }
 
+// Continues two FNV-1a states over two strings side by side; equal to two Fnv32aUpdate
+// calls. Each state's next multiply waits only for its own previous one, so the CPU runs the
+// two chains at once instead of one after the other (FNV-1a is one long dependency chain:
+// Assign with a layer hashes the user id for the layer and for the experiment). While both
+// strings are ASCII they go byte by byte together; from the first other byte on (a character
+// boundary in both, as everything before it was ASCII), each is finished on its own.
+// (The states are copied into locals: through the references the compiler would have to
+// store and reload them every byte, as a char may alias them.)
+void Fnv32aUpdateBoth(uint32_t& a_out, std::string_view sa, uint32_t& b_out, std::string_view sb) {
+  uint32_t a = a_out;
+  uint32_t b = b_out;
+  const auto* pa = reinterpret_cast<const unsigned char*>(sa.data());
+  const auto* pb = reinterpret_cast<const unsigned char*>(sb.data());
+  const size_t common = sa.size() < sb.size() ? sa.size() : sb.size();
+  size_t i = 0;
+  for (; i < common; ++i) {
+    const uint32_t ca = pa[i];
+    const uint32_t cb = pb[i];
+    if ((ca | cb) >= 0x80) break;
+    a = MixUnit(a, ca);
+    b = MixUnit(b, cb);
+  }
+  a_out = Fnv32aUpdate(a, sa.substr(i));
+  b_out = Fnv32aUpdate(b, sb.substr(i));
+}
+
+// The decimal form of a uint32_t (at most 10 digits): a stack buffer, no allocation.
+struct Decimal {
+  explicit Decimal(uint32_t v) {
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), v);
+    (void)ec;  // cannot fail: the buffer fits every uint32_t
+    size = static_cast<size_t>(end - digits);
+  }
+  std::string_view view() const { return {digits, size}; }
+  char digits[10];
+  size_t size;
+};
+
+double HashV1Result(uint32_t h) { return static_cast<double>(h % 1000) / 1000; }
+double HashV2Result(uint32_t outer) { return static_cast<double>(outer % 10000) / 10000; }
+
 std::optional<double> HashV1(std::string_view seed, std::string_view value) {
-  const uint32_t h = Fnv32aUpdate(Fnv32aUpdate(kFnvOffsetBasis, value), seed);
-  return static_cast<double>(h % 1000) / 1000;
+  return HashV1Result(Fnv32aUpdate(Fnv32aUpdate(kFnvOffsetBasis, value), seed));
 }
 
 // The outer half of hash v2, given the state after fnv32a(seed + value).
 double FinishHashV2(uint32_t inner) {
-  // The decimal form of a uint32_t has at most 10 digits: a stack buffer, no allocation.
-  char digits[10];
-  const auto [digits_end, ec] = std::to_chars(digits, digits + sizeof(digits), inner);
-  (void)ec;  // cannot fail: the buffer fits every uint32_t
-  const uint32_t outer =
-      Fnv32aUpdate(kFnvOffsetBasis, std::string_view(digits, digits_end - digits));
-  return static_cast<double>(outer % 10000) / 10000;
+  return HashV2Result(Fnv32aUpdate(kFnvOffsetBasis, Decimal(inner).view()));
 }
 
 std::optional<double> HashV2(std::string_view seed, std::string_view value) {
@@ -185,7 +219,7 @@ double LayerHash(std::string_view user_id, std::string_view layer) {
   uint32_t h = Fnv32aUpdate(kFnvOffsetBasis, user_id);
   h = Fnv32aUpdate(h, "__");
   h = Fnv32aUpdate(h, layer);
-  return static_cast<double>(h % 1000) / 1000;
+  return HashV1Result(h);
 }
 
 bool InShare(double n, const LayerShare& share) { return n >= share.start && n < share.end; }
@@ -215,7 +249,8 @@ Allocation::Allocation(std::string seed, int hash_version, double coverage,
     : seed_(std::move(seed)),
       hash_version_(hash_version),
       seed_state_(Fnv32aUpdate(kFnvOffsetBasis, seed_)),
-      layer_(std::move(layer)) {
+      layer_(std::move(layer)),
+      layer_suffix_(layer_ ? "__" + layer_->layer : std::string()) {
   const std::vector<double> normalised = NormaliseWeights(std::move(weights));
   ranges_ = BucketRanges(static_cast<int>(normalised.size()), coverage, normalised);
 }
@@ -226,18 +261,33 @@ Decision Allocation::Assign(std::string_view user_id) const {
     decision.reason = Reason::kEmptyUserId;
     return decision;
   }
+  // Same as Hash(seed_, user_id, hash_version_); v2 resumes from the precomputed seed state.
+  std::optional<double> n;
   if (layer_) {
-    const double layer_hash = LayerHash(user_id, layer_->layer);
+    // The layer's fnv32a(user_id + "__" + layer) and, with v2, the experiment's
+    // fnv32a(decimal(fnv32a(seed + user_id))) side by side (Fnv32aUpdateBoth); the
+    // experiment's is then computed for users outside the layer share too, and unused.
+    uint32_t layer_state = kFnvOffsetBasis;
+    if (hash_version_ == 2) {
+      uint32_t inner = seed_state_;
+      Fnv32aUpdateBoth(layer_state, user_id, inner, user_id);
+      uint32_t outer = kFnvOffsetBasis;
+      Fnv32aUpdateBoth(layer_state, layer_suffix_, outer, Decimal(inner).view());
+      n = HashV2Result(outer);
+    } else {
+      layer_state = Fnv32aUpdate(Fnv32aUpdate(layer_state, user_id), layer_suffix_);
+    }
+    const double layer_hash = HashV1Result(layer_state);
     if (!InShare(layer_hash, *layer_)) {
       decision.reason = Reason::kNotInLayer;
       decision.bucket = layer_hash;
       return decision;
     }
+    if (hash_version_ != 2) n = Hash(seed_, user_id, hash_version_);
+  } else {
+    n = hash_version_ == 2 ? FinishHashV2(Fnv32aUpdate(seed_state_, user_id))
+                           : Hash(seed_, user_id, hash_version_);
   }
-  // Same as Hash(seed_, user_id, hash_version_); v2 resumes from the precomputed seed state.
-  const std::optional<double> n = hash_version_ == 2
-                                      ? FinishHashV2(Fnv32aUpdate(seed_state_, user_id))
-                                      : Hash(seed_, user_id, hash_version_);
   if (!n) {
     decision.reason = Reason::kNotInTraffic;
     return decision;

@@ -10,6 +10,7 @@
 #include <boost/math/distributions/chi_squared.hpp>
 #include <charconv>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -391,6 +392,56 @@ TEST(Allocation, ReasonNames) {
   EXPECT_EQ(ReasonName(Reason::kNotInLayer), "not_in_layer");
   EXPECT_EQ(ReasonName(Reason::kNotInTraffic), "not_in_traffic");
   EXPECT_EQ(ReasonName(Reason::kEmptyUserId), "empty_user_id");
+}
+
+// Assign hashes the layer and the experiment side by side (two FNV chains in one loop while
+// both inputs are ASCII); it must decide exactly as the published hashes one after the other:
+// hash("__" + layer, user, 1) against the share, then hash(seed, user, version) against the
+// ranges. ASCII, Unicode and ill-formed user ids and layers, of every length up to 40 bytes.
+TEST(Allocation, AssignWithALayerEqualsTheHashesOneAfterTheOther) {
+  std::vector<std::string> users;
+  char buffer[32];
+  for (uint64_t i = 0; i < 2000; ++i) users.emplace_back(UserId(i, buffer));
+  std::mt19937_64 rng(20261206);
+  for (int i = 0; i < 4000; ++i) {
+    std::string u(1 + rng() % 40, ' ');
+    const bool ascii = i % 2 == 0;
+    for (char& c : u) c = static_cast<char>(ascii ? 0x20 + rng() % 0x5F : rng() % 256);
+    if (!ascii && i % 4 == 1)
+      u.replace(rng() % u.size(), 1, "\xf0\x9f\x9a\x80");  // a surrogate pair
+    users.push_back(u);
+  }
+  users.push_back("caf\xc3\xa9");
+  users.push_back(std::string(1, '\xff'));
+  const std::vector<std::string> layers = {"checkout-layer", "", "L",
+                                           "caf\xc3\xa9-\xf0\x9f\x9a\x80-layer",
+                                           std::string(45, 'x') + "\xe2\x82\xac"};
+  int in_layer = 0;
+  int out_of_layer = 0;
+  for (const std::string& layer : layers) {
+    for (int version : {1, 2}) {
+      const LayerShare share{layer, 0.1, 0.95};
+      const Allocation a("seed-\xc3\xa9-" + layer, version, 0.8, {0.2, 0.3, 0.5}, share);
+      for (const std::string& u : users) {
+        const Decision got = a.Assign(u);
+        const double layer_hash = *Hash("__" + layer, u, 1);
+        if (!(layer_hash >= share.start && layer_hash < share.end)) {
+          ASSERT_EQ(got.reason, Reason::kNotInLayer) << layer << " v" << version << " " << u;
+          ASSERT_EQ(got.bucket, layer_hash) << layer << " v" << version << " " << u;
+          ++out_of_layer;
+          continue;
+        }
+        ++in_layer;
+        const double n = *Hash("seed-\xc3\xa9-" + layer, u, version);
+        const int variant = ChooseVariation(n, a.ranges());
+        ASSERT_EQ(got.bucket, n) << layer << " v" << version << " " << u;
+        ASSERT_EQ(got.variant, variant) << layer << " v" << version << " " << u;
+        ASSERT_EQ(got.reason, variant < 0 ? Reason::kNotInTraffic : Reason::kAssigned);
+      }
+    }
+  }
+  EXPECT_GT(in_layer, 1000);
+  EXPECT_GT(out_of_layer, 1000);
 }
 
 TEST(Allocation, AssignDoesNotAllocate) {

@@ -102,6 +102,7 @@ class Allocation {
   uint32_t seed_state_;
   std::vector<BucketRange> ranges_;
   std::optional<LayerShare> layer_;
+  std::string layer_suffix_;  // "__" + layer: the layer hash is fnv32a(user_id + this)
 };
 
 // True when two layer shares of the same layer overlap ([a.start, a.end) ∩ [b.start, b.end)
