@@ -15,7 +15,10 @@
 # Output: machine-readable key=value lines (assign_rps, assign_p50_ms, assign_p99_ms,
 # events_rows_per_s, copy_rows_per_s, ...) on stdout; wrk's own report on stderr.
 # Environment: DURATION (10s), THREADS (2), CONNECTIONS (64), EVENT_CONNECTIONS (8),
-# BATCH (1000), COPY_ROWS (200000).
+# BATCH (1000), COPY_ROWS (200000); SERVE_PID and PG_POSTMASTER_PID (optional, both or
+# neither): where the CPU of step 2 goes, in µs per request for wrk, the server and
+# PostgreSQL (the postmaster and its children), and the machine's idle share
+# (assign_cpu_us_wrk, assign_cpu_us_serve, assign_cpu_us_postgres, assign_idle_pct).
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
@@ -65,13 +68,51 @@ echo "healthz_rps=$(sed -n 's/^Requests\/sec: *//p' "$WORK/healthz.out")"
 
 echo "assign_wrk=wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
 
-# 2. assign
-EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN WRK_THREADS=$THREADS \
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$HERE/assign.lua" "$URL" \
-  >"$WORK/assign.out"
+# CPU accounting (clock ticks): user + system time of a process, of the postmaster and its
+# children (a backend started during the run counts from 0), and the machine's idle time.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+declare -A pg_start=()
+pg_snapshot() {  # fills pg_start, or prints the ticks used since
+  local total=0 p t
+  for p in "$PG_POSTMASTER_PID" $(pgrep -P "$PG_POSTMASTER_PID"); do
+    t=$(ticks "$p")
+    if [[ ${1:-} == start ]]; then pg_start[$p]=$t; else total=$((total + t - ${pg_start[$p]:-0})); fi
+  done
+  [[ ${1:-} == start ]] || echo "$total"
+}
+machine() { awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+account=${SERVE_PID:+${PG_POSTMASTER_PID:+yes}}
+
+# 2. assign (wrk's CPU: the subshell's waited-for children, fields cutime + cstime)
+if [[ -n $account ]]; then
+  serve0=$(ticks "$SERVE_PID")
+  pg_snapshot start
+  read -r idle0 all0 < <(machine)
+fi
+(
+  EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN WRK_THREADS=$THREADS \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$HERE/assign.lua" "$URL" \
+    >"$WORK/assign.out"
+  awk '{print $16 + $17}' "/proc/$BASHPID/stat" >"$WORK/wrk.ticks"
+)
 grep -v '=' "$WORK/assign.out" >&2 || true
 grep '=' "$WORK/assign.out"
 assigned=$(sed -n 's/^assign_requests=//p' "$WORK/assign.out")
+if [[ -n $account ]]; then
+  serve_ticks=$(($(ticks "$SERVE_PID") - serve0))
+  pg_ticks=$(pg_snapshot)
+  read -r idle1 all1 < <(machine)
+  python3 - "$assigned" "$(getconf CLK_TCK)" "$(cat "$WORK/wrk.ticks")" "$serve_ticks" \
+    "$pg_ticks" "$((idle1 - idle0))" "$((all1 - all0))" <<'PY'
+import sys
+n, hz, wrk, serve, pg, idle, total = (int(a) for a in sys.argv[1:])
+us = lambda ticks: ticks / hz * 1e6 / max(n, 1)
+print(f"assign_cpu_us_wrk={us(wrk):.1f}")
+print(f"assign_cpu_us_serve={us(serve):.1f}")
+print(f"assign_cpu_us_postgres={us(pg):.1f}")
+print(f"assign_idle_pct={100 * idle / max(total, 1):.0f}")
+PY
+fi
 
 # 2b. returning users: the same assign calls for users stored in step 2 (a page view of a
 #     known user), the common case in production.
