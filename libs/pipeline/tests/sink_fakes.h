@@ -91,6 +91,12 @@ class FakeConsumer final : public kafka::Consumer {
     for (auto& tp : assignment_) out.push_back({tp, 0, 0, 5, 5});
     return out;
   }
+  // Messages fed and not returned yet (paused partitions' included), when the test says the
+  // fake knows the high watermarks (`knows_watermarks`); 0 otherwise, as before the first fetch
+  // response.
+  int64_t CachedLag() override {
+    return knows_watermarks ? static_cast<int64_t>(queue_.size()) : 0;
+  }
   Status Close() override {
     if (closed) return Status::FailedPrecondition("closed");
     Revoke(Assignment());
@@ -106,6 +112,7 @@ class FakeConsumer final : public kafka::Consumer {
   int64_t reset_ts = 0;
   int polls = 0;
   bool closed = false;
+  bool knows_watermarks = false;  // see CachedLag
 
  private:
   FakeClock* clock_;
