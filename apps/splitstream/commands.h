@@ -45,6 +45,9 @@ struct CdcCommandOptions {
   bool schemas_enable = false;
   std::string decimal_handling_mode = "precise";
   std::string metrics_addr = "127.0.0.1:9187";
+  // librdkafka producer properties (KEY=VALUE), applied over the defaults; idempotence and
+  // acks=all cannot be turned off.
+  std::vector<std::string> kafka_properties;
 };
 
 struct SinkCommandOptions {

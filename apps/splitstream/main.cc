@@ -87,6 +87,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cdc->add_option("--metrics-addr", cdc_opts.metrics_addr, "host:port of /metrics (port 0: any)")
       ->capture_default_str();
+  cdc->add_option("--kafka-property", cdc_opts.kafka_properties,
+                  "librdkafka producer property KEY=VALUE over the defaults (repeatable), e.g. "
+                  "compression.type=zstd");
 
   splitstream::app::SinkCommandOptions sink_opts;
   auto* sink = app.add_subcommand(

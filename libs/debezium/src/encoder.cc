@@ -1,5 +1,6 @@
 #include "splitstream/debezium/encoder.h"
 
+#include <charconv>
 #include <cstring>
 #include <limits>
 
@@ -7,6 +8,8 @@
 
 namespace splitstream::debezium {
 namespace {
+
+using namespace std::string_view_literals;
 
 using internal::AppendInt;
 using internal::AppendJsonString;
@@ -273,14 +276,14 @@ TypePlan ResolveType(uint32_t oid, int32_t typmod, const TableSchema& schema, De
 // (the caller adds ,"field":"name" for struct fields).
 void AppendTypeSchema(const TypePlan& p, bool optional, std::string* out) {
   auto simple = [&](std::string_view type, std::string_view name) {
-    out->append("{\"type\":\"");
+    out->append("{\"type\":\""sv);
     out->append(type);
-    out->append("\",\"optional\":");
+    out->append("\",\"optional\":"sv);
     out->append(optional ? "true" : "false");
     if (!name.empty()) {
-      out->append(",\"name\":\"");
+      out->append(",\"name\":\""sv);
       out->append(name);
-      out->append("\",\"version\":1");
+      out->append("\",\"version\":1"sv);
     }
   };
   switch (p.kind) {
@@ -309,11 +312,11 @@ void AppendTypeSchema(const TypePlan& p, bool optional, std::string* out) {
       return;
     case Kind::kDecimalFixed:
       simple("bytes", "org.apache.kafka.connect.data.Decimal");
-      out->append(",\"parameters\":{\"scale\":\"");
+      out->append(",\"parameters\":{\"scale\":\""sv);
       AppendInt(out, p.scale);
-      out->append("\",\"connect.decimal.precision\":\"");
+      out->append("\",\"connect.decimal.precision\":\""sv);
       AppendInt(out, p.precision);
-      out->append("\"}");
+      out->append("\"}"sv);
       return;
     case Kind::kDecimalVariable:
       out->append(
@@ -364,9 +367,9 @@ void AppendTypeSchema(const TypePlan& p, bool optional, std::string* out) {
       simple("bytes", "");
       return;
     case Kind::kArray:
-      out->append("{\"type\":\"array\",\"items\":");
+      out->append("{\"type\":\"array\",\"items\":"sv);
       AppendTypeSchema(*p.element, true, out);
-      out->append("},\"optional\":");
+      out->append("},\"optional\":"sv);
       out->append(optional ? "true" : "false");
       return;
   }
@@ -429,7 +432,7 @@ const char* AppendArray(const TypePlan& element, std::string_view text, size_t* 
       if (item.size() == 4 && (item[0] == 'N' || item[0] == 'n') &&
           (item[1] == 'U' || item[1] == 'u') && (item[2] == 'L' || item[2] == 'l') &&
           (item[3] == 'L' || item[3] == 'l')) {
-        out->append("null");
+        out->append("null"sv);
       } else if (const char* err = AppendScalar(element, item, out)) {
         return err;
       }
@@ -478,9 +481,9 @@ const char* AppendScalar(const TypePlan& p, std::string_view text, std::string* 
     }
     case Kind::kBool:
       if (text == "t") {
-        out->append("true");
+        out->append("true"sv);
       } else if (text == "f") {
-        out->append("false");
+        out->append("false"sv);
       } else {
         return "expected 't' or 'f'";
       }
@@ -519,11 +522,11 @@ const char* AppendScalar(const TypePlan& p, std::string_view text, std::string* 
           break;
         case Kind::kDecimalVariable:
           internal::StripTrailingZeros(&d);
-          out->append("{\"scale\":");
+          out->append("{\"scale\":"sv);
           AppendInt(out, d.scale);
-          out->append(",\"value\":\"");
+          out->append(",\"value\":\""sv);
           internal::AppendUnscaledBase64(out, d);
-          out->append("\"}");
+          out->append("\"}"sv);
           break;
         case Kind::kDecimalString:
           out->push_back('"');
@@ -547,6 +550,13 @@ const char* AppendScalar(const TypePlan& p, std::string_view text, std::string* 
       AppendJsonString(out, text);
       return nullptr;
     case Kind::kTimestampTz: {
+      char iso[internal::kMaxUtcTimestampTzIso + 2];
+      if (size_t n = internal::FormatUtcTimestampTzIso(text, p.fraction_digits, iso + 1)) {
+        iso[0] = '"';
+        iso[n + 1] = '"';
+        out->append(iso, n + 2);
+        return nullptr;
+      }
       int64_t micros;
       int infinity;
       if (!internal::ParseTimestampTz(text, &micros, &infinity)) return "expected a timestamptz";
@@ -664,21 +674,33 @@ constexpr std::string_view kEnvelopeTailSchema =
     "\"ts_ms\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},{\"type\":\"int64\","
     "\"optional\":true,\"field\":\"ts_ns\"}]";
 
-void AppendTimes(std::string* out, int64_t ts_ms, int64_t ts_us, int64_t ts_ns) {
-  out->append(",\"ts_ms\":");
-  AppendInt(out, ts_ms);
-  out->append(",\"ts_us\":");
-  AppendInt(out, ts_us);
-  out->append(",\"ts_ns\":");
-  AppendInt(out, ts_ns);
+// The decimal text of `v` (as AppendInt writes it), in `buf`.
+std::string_view Digits(int64_t v, char (&buf)[21]) {
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return {buf, static_cast<size_t>(r.ptr - buf)};
 }
 
-void AppendLsnDecimalOrNull(std::string* out, Lsn lsn) {
-  if (lsn.value() == 0) {
-    out->append("null");
-  } else {
-    AppendInt(out, static_cast<int64_t>(lsn.value()));
+// ,"ts_ms":..,"ts_us":..,"ts_ns":.. of one instant in nanoseconds. For instants after
+// 1970-01-01 00:00:00.001 the milli- and microsecond texts are prefixes of the nanosecond
+// text, so one number is formatted instead of three.
+void AppendTimesOfNanos(std::string* out, int64_t ts_ns) {
+  if (ts_ns < 1'000'000) {
+    out->append(",\"ts_ms\":"sv);
+    AppendInt(out, FloorDiv(ts_ns, 1'000'000));
+    out->append(",\"ts_us\":"sv);
+    AppendInt(out, FloorDiv(ts_ns, 1000));
+    out->append(",\"ts_ns\":"sv);
+    AppendInt(out, ts_ns);
+    return;
   }
+  char buf[21];
+  const std::string_view ns = Digits(ts_ns, buf);
+  out->append(",\"ts_ms\":"sv);
+  out->append(ns.substr(0, ns.size() - 6));
+  out->append(",\"ts_us\":"sv);
+  out->append(ns.substr(0, ns.size() - 3));
+  out->append(",\"ts_ns\":"sv);
+  out->append(ns);
 }
 
 std::string TransactionId(uint32_t tx_id, Lsn lsn) {
@@ -775,9 +797,9 @@ bool Encoder::EncodeKey(const TableEncoding& table, std::span<const Datum> row,
   const TableEncoding::Impl& impl = *table.impl_;
   if (impl.key_count == 0) return false;
   if (options_.schemas_enable) {
-    out->append("{\"schema\":");
+    out->append("{\"schema\":"sv);
     out->append(impl.key_schema);
-    out->append(",\"payload\":");
+    out->append(",\"payload\":"sv);
   }
   out->push_back('{');
   if (row.size() == impl.columns.size()) {
@@ -790,7 +812,7 @@ bool Encoder::EncodeKey(const TableEncoding& table, std::span<const Datum> row,
       out->append(plan.json_key);
       const Datum& d = row[i];
       if (d.kind == DatumKind::kNull) {
-        out->append("null");
+        out->append("null"sv);
       } else if (d.kind == DatumKind::kUnchangedToast) {
         AppendUnavailable(plan.type, out);
       } else if (AppendScalar(plan.type, d.text, out) != nullptr) {
@@ -805,8 +827,8 @@ bool Encoder::EncodeKey(const TableEncoding& table, std::span<const Datum> row,
   return true;
 }
 
-Status Encoder::AppendRow(const TableEncoding& table, std::span<const Datum> row,
-                          std::string* out) const {
+Status Encoder::AppendRow(const TableEncoding& table, std::span<const Datum> row, std::string* out,
+                          KeySpans* keys) const {
   const TableEncoding::Impl& impl = *table.impl_;
   if (row.size() != impl.columns.size()) {
     return Status::InvalidArgument("row has " + std::to_string(row.size()) + " values, table has " +
@@ -819,9 +841,10 @@ Status Encoder::AppendRow(const TableEncoding& table, std::span<const Datum> row
     if (i > 0) out->push_back(',');
     out->append(plan.json_key);
     const Datum& d = row[i];
+    const size_t begin = out->size();
     switch (d.kind) {
       case DatumKind::kNull:
-        out->append("null");
+        out->append("null"sv);
         break;
       case DatumKind::kUnchangedToast:
         AppendUnavailable(plan.type, out);
@@ -832,6 +855,7 @@ Status Encoder::AppendRow(const TableEncoding& table, std::span<const Datum> row
         }
         break;
     }
+    if (keys != nullptr && plan.key) keys->spans[keys->count++] = {begin, out->size()};
   }
   out->push_back('}');
   return Status::Ok();
@@ -839,46 +863,71 @@ Status Encoder::AppendRow(const TableEncoding& table, std::span<const Datum> row
 
 void Encoder::AppendSource(const TableEncoding& table, const SourceInfo& source,
                            std::string* out) const {
-  out->append("{\"version\":");
+  // Each number is formatted once: the commit time's ts_ms/ts_us/ts_ns share digits, and the
+  // change's LSN appears in `sequence` and in `lsn`.
+  const int64_t us = source.commit_time_us;
+  const bool plain_time = us >= 1000 && us <= std::numeric_limits<int64_t>::max() / 1000;
+  char time_buf[21];
+  const std::string_view us_text = plain_time ? Digits(us, time_buf) : ""sv;
+  char lsn_buf[21];
+  const std::string_view lsn_text = source.lsn.value() == 0
+                                        ? "null"sv
+                                        : Digits(static_cast<int64_t>(source.lsn.value()), lsn_buf);
+  out->append("{\"version\":"sv);
   out->append(escaped_version_);
-  out->append(",\"connector\":\"postgresql\",\"name\":");
+  out->append(",\"connector\":\"postgresql\",\"name\":"sv);
   out->append(escaped_server_name_);
-  out->append(",\"ts_ms\":");
-  AppendInt(out, FloorDiv(source.commit_time_us, 1000));
-  out->append(",\"snapshot\":");
-  AppendJsonString(out, source.snapshot.empty() ? std::string_view("false") : source.snapshot);
-  out->append(",\"db\":");
+  out->append(",\"ts_ms\":"sv);
+  if (plain_time) {
+    out->append(us_text.substr(0, us_text.size() - 3));
+  } else {
+    AppendInt(out, FloorDiv(us, 1000));
+  }
+  out->append(",\"snapshot\":"sv);
+  if (source.snapshot.empty() || source.snapshot == "false") {
+    out->append("\"false\""sv);
+  } else {
+    AppendJsonString(out, source.snapshot);
+  }
+  out->append(",\"db\":"sv);
   out->append(escaped_database_);
   // sequence: a string holding a JSON array of the last commit LSN and the current LSN.
-  out->append(",\"sequence\":\"[");
+  out->append(",\"sequence\":\"["sv);
   if (source.last_commit_lsn.value() == 0) {
-    out->append("null");
+    out->append("null"sv);
   } else {
-    out->append("\\\"");
+    out->append("\\\""sv);
     AppendInt(out, static_cast<int64_t>(source.last_commit_lsn.value()));
-    out->append("\\\"");
+    out->append("\\\""sv);
   }
   out->push_back(',');
   if (source.lsn.value() == 0) {
-    out->append("null");
+    out->append("null"sv);
   } else {
-    out->append("\\\"");
-    AppendInt(out, static_cast<int64_t>(source.lsn.value()));
-    out->append("\\\"");
+    out->append("\\\""sv);
+    out->append(lsn_text);
+    out->append("\\\""sv);
   }
-  out->append("]\",\"ts_us\":");
-  AppendInt(out, source.commit_time_us);
-  out->append(",\"ts_ns\":");
-  AppendInt(out, source.commit_time_us * 1000);
+  out->append("]\",\"ts_us\":"sv);
+  if (plain_time) {
+    out->append(us_text);
+    out->append(",\"ts_ns\":"sv);
+    out->append(us_text);
+    out->append("000"sv);
+  } else {
+    AppendInt(out, us);
+    out->append(",\"ts_ns\":"sv);
+    AppendInt(out, us * 1000);
+  }
   out->append(table.impl_->source_tail);
   if (source.tx_id == 0) {
-    out->append("null");
+    out->append("null"sv);
   } else {
     AppendInt(out, source.tx_id);
   }
-  out->append(",\"lsn\":");
-  AppendLsnDecimalOrNull(out, source.lsn);
-  out->append(",\"xmin\":null}");
+  out->append(",\"lsn\":"sv);
+  out->append(lsn_text);
+  out->append(",\"xmin\":null}"sv);
 }
 
 Status Encoder::EncodeValue(const TableEncoding& table, Op op, std::span<const Datum> before,
@@ -894,10 +943,53 @@ Status Encoder::EncodeValue(const TableEncoding& table, Op op, std::span<const D
   return EncodeEnvelope(table, op, before, after, source, processed_time_ns, out, transaction);
 }
 
+Status Encoder::EncodeKeyAndValue(const TableEncoding& table, Op op, std::span<const Datum> before,
+                                  std::span<const Datum> after, const SourceInfo& source,
+                                  int64_t processed_time_ns, std::string* key, bool* has_key,
+                                  std::string* value, const TransactionInfo* transaction) const {
+  value->clear();
+  if (op == Op::kMessage || op == Op::kTruncate) {
+    return EncodeValue(table, op, before, after, source, processed_time_ns, value, transaction);
+  }
+  const TableEncoding::Impl& impl = *table.impl_;
+  const bool key_from_after = !after.empty();
+  const std::span<const Datum> key_row = key_from_after ? after : before;
+  if (impl.key_count == 0 || impl.key_count > KeySpans::kMax ||
+      key_row.size() != impl.columns.size()) {
+    // Nothing to share (no key, an unusual key, or a key row EncodeKey writes as {}).
+    *has_key = EncodeKey(table, key_row, key);
+    return EncodeEnvelope(table, op, before, after, source, processed_time_ns, value, transaction);
+  }
+  KeySpans spans;
+  SPLITSTREAM_RETURN_IF_ERROR(EncodeEnvelope(table, op, before, after, source, processed_time_ns,
+                                             value, transaction, key_from_after ? nullptr : &spans,
+                                             key_from_after ? &spans : nullptr));
+  key->clear();
+  *has_key = true;
+  if (options_.schemas_enable) {
+    key->append("{\"schema\":"sv);
+    key->append(impl.key_schema);
+    key->append(",\"payload\":"sv);
+  }
+  key->push_back('{');
+  size_t k = 0;
+  for (const auto& plan : impl.columns) {
+    if (!plan.key) continue;
+    if (k > 0) key->push_back(',');
+    key->append(plan.json_key);
+    const auto [begin, end] = spans.spans[k++];
+    key->append(*value, begin, end - begin);
+  }
+  key->push_back('}');
+  if (options_.schemas_enable) key->push_back('}');
+  return Status::Ok();
+}
+
 Status Encoder::EncodeEnvelope(const TableEncoding& table, Op op, std::span<const Datum> before,
                                std::span<const Datum> after, const SourceInfo& source,
                                int64_t processed_time_ns, std::string* out,
-                               const TransactionInfo* transaction) const {
+                               const TransactionInfo* transaction, KeySpans* before_keys,
+                               KeySpans* after_keys) const {
   out->clear();
   const TableEncoding::Impl& impl = *table.impl_;
   size_t text_bytes = 0;
@@ -906,41 +998,40 @@ Status Encoder::EncodeEnvelope(const TableEncoding& table, Op op, std::span<cons
   out->reserve(512 + text_bytes * 2 + impl.columns.size() * 24 +
                (options_.schemas_enable ? impl.envelope_schema.size() + 16 : 0));
   if (options_.schemas_enable) {
-    out->append("{\"schema\":");
+    out->append("{\"schema\":"sv);
     out->append(impl.envelope_schema);
-    out->append(",\"payload\":");
+    out->append(",\"payload\":"sv);
   }
-  out->append("{\"before\":");
+  out->append("{\"before\":"sv);
   if (before.empty()) {
-    out->append("null");
+    out->append("null"sv);
   } else {
-    SPLITSTREAM_RETURN_IF_ERROR(AppendRow(table, before, out));
+    SPLITSTREAM_RETURN_IF_ERROR(AppendRow(table, before, out, before_keys));
   }
-  out->append(",\"after\":");
+  out->append(",\"after\":"sv);
   if (after.empty()) {
-    out->append("null");
+    out->append("null"sv);
   } else {
-    SPLITSTREAM_RETURN_IF_ERROR(AppendRow(table, after, out));
+    SPLITSTREAM_RETURN_IF_ERROR(AppendRow(table, after, out, after_keys));
   }
-  out->append(",\"source\":");
+  out->append(",\"source\":"sv);
   AppendSource(table, source, out);
-  out->append(",\"transaction\":");
+  out->append(",\"transaction\":"sv);
   if (transaction == nullptr) {
-    out->append("null");
+    out->append("null"sv);
   } else {
-    out->append("{\"id\":\"");
+    out->append("{\"id\":\""sv);
     out->append(TransactionId(transaction->tx_id, transaction->lsn));
-    out->append("\",\"total_order\":");
+    out->append("\",\"total_order\":"sv);
     AppendInt(out, transaction->total_order);
-    out->append(",\"data_collection_order\":");
+    out->append(",\"data_collection_order\":"sv);
     AppendInt(out, transaction->data_collection_order);
     out->push_back('}');
   }
-  out->append(",\"op\":\"");
+  out->append(",\"op\":\""sv);
   out->push_back(static_cast<char>(op));
   out->push_back('"');
-  AppendTimes(out, FloorDiv(processed_time_ns, 1'000'000), FloorDiv(processed_time_ns, 1000),
-              processed_time_ns);
+  AppendTimesOfNanos(out, processed_time_ns);
   out->push_back('}');
   if (options_.schemas_enable) out->push_back('}');
   return Status::Ok();

@@ -1,5 +1,6 @@
 #include "text_format.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -8,6 +9,8 @@
 
 namespace splitstream::debezium::internal {
 namespace {
+
+using namespace std::string_view_literals;
 
 constexpr char kHexUpper[] = "0123456789ABCDEF";
 constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -88,7 +91,7 @@ void AppendJavaFloating(std::string* out, T v) {
         out->push_back('0');
       }
     } else {
-      out->append("0.");
+      out->append("0."sv);
       out->append(static_cast<size_t>(-exponent - 1), '0');
       out->append(digits, n);
     }
@@ -302,38 +305,71 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
 
 }  // namespace
 
+// Whether any of the 8 bytes of `w` needs attention in a JSON string: below 0x20, '"', '\\'
+// or 0x80 and above (UTF-8 to check). Bit tricks from "Bit Twiddling Hacks" (haszero).
+inline bool NeedsAttention(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+  const uint64_t below_space = (w - 0x20 * kOnes) & ~w & kHigh;
+  return ((w & kHigh) | below_space | has_zero(w ^ ('"' * kOnes)) | has_zero(w ^ ('\\' * kOnes))) !=
+         0;
+}
+
 void AppendJsonString(std::string* out, std::string_view s) {
-  out->push_back('"');
-  size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 128) {
-      // Java decodes the bytes and replaces a malformed sequence with U+FFFD; so do we, so that
-      // the output is always valid UTF-8 JSON.
-      size_t n = Utf8SequenceLength(s, i);
-      if (n > 0) {
-        i += n - 1;
+  // Written in place: room for the worst case (every byte a \u00XX escape) first, the real
+  // length after. Plain ASCII is copied eight bytes at a time; a block of eight holding
+  // anything else is handled byte by byte.
+  const size_t old_size = out->size();
+  out->resize(old_size + 2 + 6 * s.size());
+  char* p = out->data() + old_size;
+  *p++ = '"';
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (!NeedsAttention(w)) {
+        std::memcpy(p, s.data() + i, 8);
+        p += 8;
+        i += 8;
         continue;
       }
-      out->append(s.data() + run, i - run);
-      run = i + 1;
-      out->append("\xEF\xBF\xBD");
-      continue;
     }
-    if (kEscapes.c[c] == 0) continue;
-    out->append(s.data() + run, i - run);
-    run = i + 1;
-    char e = kEscapes.c[c];
-    if (e == 'u') {
-      char u[6] = {'\\', 'u', '0', '0', kHexUpper[c >> 4], kHexUpper[c & 15]};
-      out->append(u, 6);
-    } else {
-      out->push_back('\\');
-      out->push_back(e);
+    for (const size_t stop = std::min(n, i + 8); i < stop;) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c >= 128) {
+        // Java decodes the bytes and replaces a malformed sequence with U+FFFD; so do we, so
+        // that the output is always valid UTF-8 JSON.
+        const size_t len = Utf8SequenceLength(s, i);
+        if (len > 0) {
+          std::memcpy(p, s.data() + i, len);
+          p += len;
+          i += len;
+        } else {
+          std::memcpy(p, "\xEF\xBF\xBD", 3);
+          p += 3;
+          ++i;
+        }
+        continue;
+      }
+      const char e = kEscapes.c[c];
+      if (e == 0) {
+        *p++ = static_cast<char>(c);
+      } else if (e == 'u') {
+        const char u[6] = {'\\', 'u', '0', '0', kHexUpper[c >> 4], kHexUpper[c & 15]};
+        std::memcpy(p, u, 6);
+        p += 6;
+      } else {
+        *p++ = '\\';
+        *p++ = e;
+      }
+      ++i;
     }
   }
-  out->append(s.data() + run, s.size() - run);
-  out->push_back('"');
+  *p++ = '"';
+  out->resize(static_cast<size_t>(p - out->data()));
 }
 
 void AppendBase64(std::string* out, std::string_view bytes) {
@@ -376,7 +412,7 @@ bool ParseInt64(std::string_view text, int64_t* v) {
 
 void AppendJavaDouble(std::string* out, double v) {
   if (std::isnan(v)) {
-    out->append("\"NaN\"");
+    out->append("\"NaN\""sv);
   } else if (std::isinf(v)) {
     out->append(v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
   } else {
@@ -386,7 +422,7 @@ void AppendJavaDouble(std::string* out, double v) {
 
 void AppendJavaFloat(std::string* out, float v) {
   if (std::isnan(v)) {
-    out->append("\"NaN\"");
+    out->append("\"NaN\""sv);
   } else if (std::isinf(v)) {
     out->append(v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
   } else {
@@ -547,7 +583,7 @@ void AppendJavaBigDecimal(std::string* out, const Decimal& d) {
       out->push_back('.');
       out->append(coeff.substr(coeff.size() - scale));
     } else {
-      out->append("0.");
+      out->append("0."sv);
       out->append(scale - coeff.size(), '0');
       out->append(coeff);
     }
@@ -717,6 +753,58 @@ void AppendIsoInstant(std::string* out, int64_t epoch_micros, int fraction_digit
   out->push_back('T');
   AppendClock(out, micros_of_day, fraction_digits);
   out->push_back('Z');
+}
+
+size_t FormatUtcTimestampTzIso(std::string_view text, int fraction_digits, char* buf) {
+  // "YYYY-MM-DD HH:MM:SS" (19), then "." and 1..6 digits, then "+00".
+  constexpr size_t kClockEnd = 19;
+  if (text.size() < kClockEnd + 3 || text.size() > kClockEnd + 7 + 3) return 0;
+  if (text.substr(text.size() - 3) != "+00") return 0;
+  const char* t = text.data();
+  auto digit = [t](size_t i) { return t[i] >= '0' && t[i] <= '9'; };
+  auto two = [t](size_t i) { return (t[i] - '0') * 10 + (t[i + 1] - '0'); };
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) {
+    if (!digit(i)) return 0;
+  }
+  if (t[4] != '-' || t[7] != '-' || t[10] != ' ' || t[13] != ':' || t[16] != ':') return 0;
+  const int year = two(0) * 100 + two(2);
+  const int month = two(5);
+  const int day = two(8);
+  static constexpr int kMonthDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1) return 0;
+  const bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+  if (day > kMonthDays[month - 1] + (month == 2 && leap ? 1 : 0)) return 0;
+  if (two(11) > 23 || two(14) > 59 || two(17) > 59) return 0;
+  // Nanoseconds as 9 digits: the text's fraction digits, then zeros.
+  char nanos[9] = {'0', '0', '0', '0', '0', '0', '0', '0', '0'};
+  const size_t fraction_end = text.size() - 3;
+  if (fraction_end > kClockEnd) {
+    const size_t n = fraction_end - kClockEnd - 1;  // digits after the point
+    if (t[kClockEnd] != '.' || n < 1 || n > 6) return 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (!digit(kClockEnd + 1 + i)) return 0;
+      nanos[i] = t[kClockEnd + 1 + i];
+    }
+  }
+  std::memcpy(buf, t, 10);
+  buf[10] = 'T';
+  std::memcpy(buf + 11, t + 11, 8);
+  size_t len = kClockEnd;
+  // As AppendClock: exactly `fraction_digits` digits, or the shortest non-empty fraction.
+  size_t digits = 0;
+  if (fraction_digits > 0) {
+    digits = static_cast<size_t>(std::min(fraction_digits, 9));
+  } else {
+    digits = 9;
+    while (digits > 0 && nanos[digits - 1] == '0') --digits;
+  }
+  if (digits > 0) {
+    buf[len++] = '.';
+    std::memcpy(buf + len, nanos, digits);
+    len += digits;
+  }
+  buf[len++] = 'Z';
+  return len;
 }
 
 void AppendIsoTimeUtc(std::string* out, int64_t micros_of_day) {

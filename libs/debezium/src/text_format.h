@@ -77,6 +77,15 @@ bool ParseIntervalMicros(std::string_view text, int64_t* micros);
 // `fraction_digits` 1..9 prints exactly that many digits; 0 prints the shortest fraction
 // (none when the sub-second part is zero).
 void AppendIsoInstant(std::string* out, int64_t epoch_micros, int fraction_digits);
+// The usual timestamptz text of a UTC session, "YYYY-MM-DD HH:MM:SS[.f]+00" (4-digit year,
+// 1..6 fraction digits), written into `buf` exactly as ParseTimestampTz + AppendIsoInstant
+// would write it, by moving characters instead of computing the instant (it is the hottest
+// conversion of the CDC path: every events row carries two). Returns the length written, or
+// 0 (nothing usable in `buf`) for any other text — other offsets, BC, infinity, longer
+// years, 24:00:00, leap seconds, days past the month's end — which the general path handles.
+// `buf` holds at least kMaxUtcTimestampTzIso bytes.
+inline constexpr size_t kMaxUtcTimestampTzIso = 32;
+size_t FormatUtcTimestampTzIso(std::string_view text, int fraction_digits, char* buf);
 // ISO_OFFSET_TIME in UTC: "10:11:12Z", "10:11:12.5Z".
 void AppendIsoTimeUtc(std::string* out, int64_t micros_of_day);
 

@@ -43,6 +43,13 @@ const std::vector<Datum> kEventRow = {T("0b6f6e1c-9d0a-4c43-8a1e-1f2d3c4b5a69"),
                                       T("{\"sku\": \"A-1\"}"),
                                       T("2026-11-20 10:11:12.345678+00")};
 
+// A delete's old row under REPLICA IDENTITY DEFAULT: the key, every other column null.
+std::vector<Datum> EventKeyOnly() {
+  std::vector<Datum> row(kEventRow.size(), Null());
+  row[0] = kEventRow[0];
+  return row;
+}
+
 SourceInfo EventSource() { return {1795169472345678, "false", Lsn(24023119), Lsn(24023128), 555}; }
 
 EncoderOptions Options(bool schemas = false) {
@@ -220,14 +227,7 @@ TEST(EncoderTest, UnchangedToastPlaceholder) {
 TEST(EncoderTest, DeleteWithKeyOnlyBeforeAndNulls) {
   Encoder enc(Options());
   auto table = enc.Prepare(EventsSchema());
-  std::vector<Datum> before = {T("0b6f6e1c-9d0a-4c43-8a1e-1f2d3c4b5a69"),
-                               Null(),
-                               Null(),
-                               Null(),
-                               Null(),
-                               Null(),
-                               Null(),
-                               Null()};
+  const std::vector<Datum> before = EventKeyOnly();
   SourceInfo src{1000, "", Lsn(0), Lsn(0), 0};
   std::string out;
   ASSERT_TRUE(enc.EncodeValue(*table, Op::kDelete, before, {}, src, 5'000'000, &out).ok());
@@ -352,6 +352,77 @@ TEST(EncoderTest, GoldenFlightsSnapshotDebezium300) {
   ASSERT_TRUE(enc.EncodeValue(*table, Op::kRead, {}, row, src, 1753908214565935173, &out).ok());
   std::string golden = ReadTestdata("golden/flights_read_3.0.0.json");
   EXPECT_EQ(JsonDiffText(out, golden), "");
+}
+
+// EncodeKeyAndValue shares the key columns' bytes with the value: it must write exactly what
+// EncodeKey (of after, or before for a delete) and EncodeValue write, for every shape of
+// change, with and without schemas.
+TEST(EncoderTest, KeyAndValueInOnePassMatchSeparateCalls) {
+  TableSchema two_keys{"public",
+                       "assignments",
+                       {{"experiment_id", 20, -1, true},
+                        {"user_id", 25, -1, true},
+                        {"variant_id", 20, -1, false},
+                        {"assigned_at", 1184, 3, false}},
+                       {}};
+  TableSchema no_key{"public", "log", {{"line", 25, -1, false}}, {}};
+  const std::vector<Datum> assignment = {T("3"), T("u\"7\""), T("9"),
+                                         T("2026-11-20 10:11:12.5+00")};
+  const std::vector<Datum> assignment_new = {T("4"), T("u8"), Null(), Toast()};
+  const std::vector<Datum> key_only = {T("3"), T("u\"7\""), Null(), Null()};
+  const std::vector<Datum> toast_key = {Toast(), T("u9"), T("1"), T("infinity")};
+  const std::vector<Datum> events_key_only = EventKeyOnly();
+  const std::vector<Datum> log_row = {T("hello")};
+  struct Case {
+    const TableSchema* schema;
+    Op op;
+    std::vector<Datum> before, after;
+  };
+  const TableSchema events = EventsSchema();
+  const std::vector<Case> cases = {
+      {&events, Op::kCreate, {}, kEventRow},
+      {&events, Op::kRead, {}, kEventRow},
+      {&events, Op::kUpdate, kEventRow, kEventRow},
+      {&events, Op::kDelete, events_key_only, {}},
+      {&events, Op::kCreate, {}, {}},
+      {&two_keys, Op::kCreate, {}, assignment},
+      {&two_keys, Op::kUpdate, assignment, assignment_new},
+      {&two_keys, Op::kUpdate, {}, assignment_new},
+      {&two_keys, Op::kDelete, key_only, {}},
+      {&two_keys, Op::kUpdate, {}, toast_key},
+      {&no_key, Op::kCreate, {}, log_row},
+      {&no_key, Op::kDelete, log_row, {}},
+  };
+  for (bool schemas : {false, true}) {
+    Encoder enc(Options(schemas));
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const Case& c = cases[i];
+      auto table = enc.Prepare(*c.schema);
+      std::string key, value, one_key = "stale", one_value = "stale";
+      const bool has_key = enc.EncodeKey(*table, c.after.empty() ? c.before : c.after, &key);
+      ASSERT_TRUE(enc.EncodeValue(*table, c.op, c.before, c.after, EventSource(), 77, &value).ok());
+      bool one_has_key = !has_key;
+      ASSERT_TRUE(enc.EncodeKeyAndValue(*table, c.op, c.before, c.after, EventSource(), 77,
+                                        &one_key, &one_has_key, &one_value)
+                      .ok());
+      EXPECT_EQ(one_has_key, has_key) << "case " << i;
+      if (has_key) {
+        EXPECT_EQ(one_key, key) << "case " << i << " schemas " << schemas;
+      }
+      EXPECT_EQ(one_value, value) << "case " << i << " schemas " << schemas;
+    }
+  }
+  // The value's error is reported.
+  Encoder enc(Options());
+  auto table = enc.Prepare(EventsSchema());
+  std::vector<Datum> bad = kEventRow;
+  bad[1] = T("seven");
+  std::string key, value;
+  bool has_key = false;
+  EXPECT_EQ(
+      enc.EncodeKeyAndValue(*table, Op::kCreate, {}, bad, EventSource(), 0, &key, &has_key, &value)
+          .code(),
+      StatusCode::kInvalidArgument);
 }
 
 // Round trip: what the encoder writes, the decoder reads back to the same values.

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -111,24 +112,38 @@ class ReplicationConnectionImpl final : public ReplicationConnection {
       PQfreemem(copy_buffer_);
       copy_buffer_ = nullptr;
     }
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      int n = PQgetCopyData(conn_, &copy_buffer_, 1);
-      if (n > 0) return std::optional<std::string_view>(std::string_view(copy_buffer_, n));
-      if (n == -1) return EndOfStream();
-      if (n < -1) return Status::Unavailable(RedactSecrets(Trim(PQerrorMessage(conn_))));
-      if (attempt == 1) break;
-      // Nothing buffered: wait for the socket, then read what arrived.
-      pollfd pfd{PQsocket(conn_), POLLIN, 0};
-      if (pfd.fd < 0) return Status::Unavailable("replication connection is closed");
-      int rc = poll(&pfd, 1, static_cast<int>(timeout.count()));
-      if (rc < 0 && errno != EINTR) return Status::Unavailable("poll on replication socket failed");
-      if (rc <= 0) return std::optional<std::string_view>();
+    SPLITSTREAM_ASSIGN_OR_RETURN(bool got, NextBuffered());
+    if (got) return Message();
+    if (streaming_ && batch_wait_.count() > 0) {
+      // The stream ran dry: let the server send a batch before looking again (see
+      // SetBatchWait), then read whatever came. A shorter timeout only looks.
+      if (timeout >= batch_wait_) {
+        std::this_thread::sleep_for(batch_wait_);
+        timeout -= std::chrono::duration_cast<std::chrono::milliseconds>(batch_wait_);
+        streaming_ = false;  // unless something arrived meanwhile
+      }
       if (PQconsumeInput(conn_) != 1) {
         return Status::Unavailable(RedactSecrets(Trim(PQerrorMessage(conn_))));
       }
+      SPLITSTREAM_ASSIGN_OR_RETURN(got, NextBuffered());
+      if (got || timeout.count() == 0) return got ? Message() : std::nullopt;
     }
+    streaming_ = false;
+    // Nothing buffered: wait for the socket, then read what arrived.
+    pollfd pfd{PQsocket(conn_), POLLIN, 0};
+    if (pfd.fd < 0) return Status::Unavailable("replication connection is closed");
+    int rc = poll(&pfd, 1, static_cast<int>(timeout.count()));
+    if (rc < 0 && errno != EINTR) return Status::Unavailable("poll on replication socket failed");
+    if (rc <= 0) return std::optional<std::string_view>();
+    if (PQconsumeInput(conn_) != 1) {
+      return Status::Unavailable(RedactSecrets(Trim(PQerrorMessage(conn_))));
+    }
+    SPLITSTREAM_ASSIGN_OR_RETURN(got, NextBuffered());
+    if (got) return Message();
     return std::optional<std::string_view>();
   }
+
+  void SetBatchWait(std::chrono::microseconds wait) override { batch_wait_ = wait; }
 
   Status Send(std::string_view copy_data) override {
     if (PQputCopyData(conn_, copy_data.data(), static_cast<int>(copy_data.size())) != 1) {
@@ -156,8 +171,28 @@ class ReplicationConnectionImpl final : public ReplicationConnection {
     return Status::Unavailable("the server ended the replication stream");
   }
 
+  // A complete CopyData message already received into copy_buffer_ (length copy_length_):
+  // true; none buffered: false.
+  Result<bool> NextBuffered() {
+    int n = PQgetCopyData(conn_, &copy_buffer_, 1);
+    if (n > 0) {
+      copy_length_ = static_cast<size_t>(n);
+      streaming_ = true;
+      return true;
+    }
+    if (n == -1) return EndOfStream();
+    if (n < -1) return Status::Unavailable(RedactSecrets(Trim(PQerrorMessage(conn_))));
+    return false;
+  }
+  std::optional<std::string_view> Message() const {
+    return std::string_view(copy_buffer_, copy_length_);
+  }
+
   PGconn* conn_;
   char* copy_buffer_ = nullptr;
+  size_t copy_length_ = 0;
+  std::chrono::microseconds batch_wait_{0};
+  bool streaming_ = false;  // the last Read returned a message
 };
 
 }  // namespace

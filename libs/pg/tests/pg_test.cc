@@ -1,12 +1,14 @@
 // Against a real PostgreSQL: SPLITSTREAM_PG_DSN (scripts/stack env) must name a database.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 
 #include <unistd.h>
 
 #include "splitstream/pg/pg.h"
+#include "splitstream/pg/replication.h"
 
 namespace splitstream::pg {
 namespace {
@@ -114,6 +116,72 @@ TEST_F(PgTest, ListenNotify) {
   ASSERT_TRUE(got.ok());
   ASSERT_TRUE(got->has_value());
   EXPECT_EQ((*got)->payload, "hello");
+}
+
+// Reads CopyData messages until the pgoutput Commit of `commits` transactions; counts the
+// Insert messages among them. XLogData is 'w' + three 8-byte fields + the pgoutput message.
+int ReadInsertsUntilCommits(ReplicationConnection& repl, int commits) {
+  int inserts = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (commits > 0 && std::chrono::steady_clock::now() < deadline) {
+    auto copy = repl.Read(std::chrono::milliseconds(1000));
+    if (!copy.ok()) {
+      ADD_FAILURE() << copy.status().ToString();
+      return inserts;
+    }
+    if (!*copy || (*copy)->size() < 26 || (**copy)[0] != 'w') continue;  // nothing, keepalive
+    const char type = (**copy)[25];
+    if (type == 'I') ++inserts;
+    if (type == 'C') --commits;
+  }
+  return inserts;
+}
+
+// The batch wait (SetBatchWait) must not lose or hold back a message: once the stream ran dry
+// after data, Read sleeps the wait and then returns what arrived meanwhile; a Read with a
+// shorter timeout only looks.
+TEST_F(PgTest, ReplicationReadWithABatchWaitDeliversEveryMessage) {
+  const std::string slot = Table() + "_slot";
+  const std::string publication = Table() + "_pub";
+  ASSERT_TRUE(
+      conn_->ExecScript("CREATE PUBLICATION " + publication + " FOR TABLE " + Table()).ok());
+  auto repl = ReplicationConnection::Open(Dsn());
+  ASSERT_TRUE(repl.ok()) << repl.status().ToString();
+  ASSERT_TRUE((*repl)->CreateSlot(slot, false).ok());
+  ASSERT_TRUE((*repl)->StartReplication(slot, Lsn(0), {publication}).ok());
+  constexpr auto kWait = std::chrono::milliseconds(200);
+  (*repl)->SetBatchWait(kWait);
+
+  ASSERT_TRUE(
+      conn_->ExecScript("INSERT INTO " + Table() + " VALUES (1, 'a'), (2, 'b'), (3, 'c')").ok());
+  EXPECT_EQ(ReadInsertsUntilCommits(**repl, 1), 3);
+
+  // The stream is dry now; the next transaction commits 50 ms into the wait.
+  std::thread writer([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto other = Connection::Open(Dsn());
+    ASSERT_TRUE(other.ok());
+    ASSERT_TRUE((*other)->ExecScript("INSERT INTO " + Table() + " VALUES (4, 'd')").ok());
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ReadInsertsUntilCommits(**repl, 1), 1);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, kWait);
+  writer.join();
+
+  auto nothing = (*repl)->Read(std::chrono::milliseconds(0));
+  ASSERT_TRUE(nothing.ok());
+  EXPECT_FALSE(nothing->has_value() && (**nothing)[0] == 'w');
+
+  repl->reset();
+  // The walsender releases the slot when it notices the connection is gone.
+  Status dropped;
+  for (int i = 0; i < 100; ++i) {
+    dropped = conn_->Exec("SELECT pg_drop_replication_slot($1)", {slot}).status();
+    if (dropped.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(dropped.ok()) << dropped.ToString();
+  EXPECT_TRUE(conn_->ExecScript("DROP PUBLICATION " + publication).ok());
 }
 
 TEST(PgPool, LeasesBlockUntilReleasedAndRollBackOpenTransactions) {

@@ -2,6 +2,7 @@
 #include "splitstream/pipeline/cdc.h"
 
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -19,6 +20,10 @@ namespace {
 
 using std::chrono::milliseconds;
 using Clk = std::chrono::steady_clock;
+
+// Replication messages handled between two checks of the stop flag, the downstream state and
+// the in-flight bound (which may therefore be exceeded by the records of one round).
+constexpr int kMessagesPerRound = 256;
 
 // Non-transactional logical messages with this prefix are our heartbeats.
 constexpr std::string_view kHeartbeatPrefix = "splitstream_heartbeat";
@@ -53,6 +58,9 @@ class CdcImpl final : public Cdc {
   CdcMetrics Metrics() const override {
     std::lock_guard<std::mutex> lock(metrics_mu_);
     CdcMetrics m = metrics_;
+    for (const auto& [table, n] : change_counters_) {
+      m.changes_by_table[table] = n->load(std::memory_order_relaxed);
+    }
     m.in_flight = tracker_->InFlight();
     m.confirmed_lsn = tracker_->Confirmable();
     m.lag_bytes =
@@ -81,9 +89,17 @@ class CdcImpl final : public Cdc {
   Status EmitHeartbeatMessage();
   Result<std::unique_ptr<TableInfo>> LoadTableFromCatalog(const std::string& qualified);
   Result<std::unordered_set<std::string>> PrimaryKey(uint32_t oid);
+  // Per row: a relaxed increment of the table's counter (the lookup by name happens when the
+  // table changes, not on every row).
   void CountChange(const TableInfo& table, uint64_t n = 1) {
-    std::lock_guard<std::mutex> lock(metrics_mu_);
-    metrics_.changes_by_table[table.QualifiedName()] += n;
+    if (table.id != counted_table_id_) {
+      std::lock_guard<std::mutex> lock(metrics_mu_);
+      auto& counter = change_counters_[table.QualifiedName()];
+      if (!counter) counter = std::make_unique<std::atomic<uint64_t>>(0);
+      counted_ = counter.get();
+      counted_table_id_ = table.id;
+    }
+    counted_->fetch_add(n, std::memory_order_relaxed);
   }
   bool SleepUnlessStopped(milliseconds d, const std::atomic<bool>& stop) {
     auto until = Clk::now() + d;
@@ -121,7 +137,12 @@ class CdcImpl final : public Cdc {
   Clk::time_point next_heartbeat_;
 
   mutable std::mutex metrics_mu_;
-  CdcMetrics metrics_;  // GUARDED_BY(metrics_mu_)
+  CdcMetrics metrics_;  // GUARDED_BY(metrics_mu_); changes_by_table stays empty
+  // Rows emitted by table; the map is GUARDED_BY(metrics_mu_), the counters are atomics that
+  // Run's thread increments without the lock.
+  std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>> change_counters_;
+  uint64_t counted_table_id_ = 0;  // TableInfo::id whose counter counted_ is (Run's thread)
+  std::atomic<uint64_t>* counted_ = nullptr;
 };
 
 Status CdcImpl::Run(const std::atomic<bool>& stop) {
@@ -505,6 +526,7 @@ Status CdcImpl::StreamSession(const std::atomic<bool>& stop) {
     if (!SleepUnlessStopped(milliseconds(500), stop)) return Status::Ok();
     SPLITSTREAM_ASSIGN_OR_RETURN(repl_, pg::ReplicationConnection::Open(options_.pg_dsn));
   }
+  repl_->SetBatchWait(options_.read_batch_wait);
   spdlog::info("cdc: streaming from slot {} (requested {})", options_.slot, LsnToString(start));
   in_tx_ = false;
   next_status_ = Clk::now() + options_.status_interval;
@@ -515,8 +537,13 @@ Status CdcImpl::StreamSession(const std::atomic<bool>& stop) {
       return failure->WithContext("a change could not be delivered");
     }
     if (tracker_->InFlight() < options_.max_in_flight) {
-      SPLITSTREAM_ASSIGN_OR_RETURN(auto copy, repl_->Read(milliseconds(100)));
-      if (copy) {
+      // Handle what has arrived, up to a round's worth, before the checks above and the
+      // status below run again: they take locks, and would otherwise cost as much per
+      // message as decoding it. Only the first read of a round waits.
+      for (int i = 0; i < kMessagesPerRound; ++i) {
+        SPLITSTREAM_ASSIGN_OR_RETURN(auto copy,
+                                     repl_->Read(i == 0 ? milliseconds(100) : milliseconds(0)));
+        if (!copy) break;
         SPLITSTREAM_ASSIGN_OR_RETURN(pgoutput::StreamMessage sm,
                                      pgoutput::DecodeStreamMessage(*copy));
         if (auto* data = std::get_if<pgoutput::XLogData>(&sm)) {

@@ -118,13 +118,12 @@ Status KafkaEmitter::EndTransaction(uint32_t xid, Lsn commit_lsn, int64_t commit
 Status KafkaEmitter::Emit(const RowChange& change) {
   Impl& d = *impl_;
   const Impl::Prepared& p = d.Prepare(*change.table);
-  const auto& key_row = change.after.empty() ? change.before : change.after;
-  const bool has_key = d.encoder.EncodeKey(*p.encoding, key_row, &d.key_buf);
+  bool has_key = false;
+  SPLITSTREAM_RETURN_IF_ERROR(d.encoder.EncodeKeyAndValue(*p.encoding, change.op, change.before,
+                                                          change.after, change.source, d.NowNanos(),
+                                                          &d.key_buf, &has_key, &d.value_buf));
   std::optional<std::string_view> key;
   if (has_key) key = d.key_buf;
-  SPLITSTREAM_RETURN_IF_ERROR(d.encoder.EncodeValue(*p.encoding, change.op, change.before,
-                                                    change.after, change.source, d.NowNanos(),
-                                                    &d.value_buf));
   SPLITSTREAM_RETURN_IF_ERROR(d.Produce(p.topic, key, d.value_buf));
   d.Count(*change.table);
   if (change.op == debezium::Op::kDelete && d.options.tombstones_on_delete && has_key) {

@@ -144,6 +144,14 @@ class Encoder {
                      std::span<const Datum> after, const SourceInfo& source,
                      int64_t processed_time_ns, std::string* out,
                      const TransactionInfo* transaction = nullptr) const;
+  // EncodeKey of the record's key row (`after`, or `before` when `after` is empty) and
+  // EncodeValue in one pass: the key's column values are copied from the value's row image
+  // instead of being converted twice. The same bytes as the two calls; *has_key is
+  // EncodeKey's result. On error (the value's), both outputs are unspecified.
+  Status EncodeKeyAndValue(const TableEncoding& table, Op op, std::span<const Datum> before,
+                           std::span<const Datum> after, const SourceInfo& source,
+                           int64_t processed_time_ns, std::string* key, bool* has_key,
+                           std::string* value, const TransactionInfo* transaction = nullptr) const;
   // op "t", before/after null; the Kafka key of a truncate event is null.
   Status EncodeTruncate(const TableEncoding& table, const SourceInfo& source,
                         int64_t processed_time_ns, std::string* out,
@@ -162,12 +170,20 @@ class Encoder {
       std::span<const std::pair<std::string, int64_t>> per_table_counts) const;
 
  private:
+  // Where the key columns' values of one row image landed in the output: [begin, end) offsets.
+  struct KeySpans {
+    static constexpr size_t kMax = 8;
+    std::pair<size_t, size_t> spans[kMax];
+    size_t count = 0;
+  };
   Status EncodeEnvelope(const TableEncoding& table, Op op, std::span<const Datum> before,
                         std::span<const Datum> after, const SourceInfo& source,
                         int64_t processed_time_ns, std::string* out,
-                        const TransactionInfo* transaction) const;
+                        const TransactionInfo* transaction, KeySpans* before_keys = nullptr,
+                        KeySpans* after_keys = nullptr) const;
   void AppendSource(const TableEncoding& table, const SourceInfo& source, std::string* out) const;
-  Status AppendRow(const TableEncoding& table, std::span<const Datum> row, std::string* out) const;
+  Status AppendRow(const TableEncoding& table, std::span<const Datum> row, std::string* out,
+                   KeySpans* keys = nullptr) const;
 
   EncoderOptions options_;
   std::string escaped_server_name_;  // JSON string literal, quotes included

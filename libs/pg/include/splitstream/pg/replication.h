@@ -57,6 +57,14 @@ class ReplicationConnection {
   // `timeout`. The view stays valid until the next call of Read(). Unavailable when the
   // connection broke or the server ended the stream.
   virtual Result<std::optional<std::string_view>> Read(std::chrono::milliseconds timeout) = 0;
+  // When the stream runs dry right after a Read that returned a message, and `timeout` is at
+  // least `wait`, Read first sleeps `wait` without watching the socket and then reads what
+  // arrived meanwhile; only if nothing did does it wait on the socket (for the rest of
+  // `timeout`). While changes stream, the server then sends without waking this process for
+  // every message (one send per row on its side): on a virtual machine each such wake-up
+  // from another CPU costs both processes more than the row itself. 0 (the default) waits on
+  // the socket at once.
+  virtual void SetBatchWait(std::chrono::microseconds wait) = 0;
   // Sends one CopyData message (a standby status update) and flushes it.
   virtual Status Send(std::string_view copy_data) = 0;
 };

@@ -9,9 +9,13 @@
 // confirmable, so a restart replays it (duplicates allowed, loss never).
 //
 // Thread safety: all methods may be called from any thread (delivery reports arrive on the
-// producer's poller thread); a mutex guards the state.
+// producer's poller thread); a mutex guards the state, except that Assign only bumps an atomic
+// counter (it runs once per record on the CDC thread, and must not wait for the poller).
+// Commit and Restart must be called by the thread that assigns, so that they see every
+// number it assigned.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -50,9 +54,11 @@ class AckTracker {
 
  private:
   mutable std::mutex mu_;
-  uint64_t next_ = 0;         // GUARDED_BY(mu_): next sequence number to assign
-  uint64_t prefix_ = 0;       // GUARDED_BY(mu_): every seq < prefix_ is acknowledged
-  std::deque<bool> done_;     // GUARDED_BY(mu_): done_[i] is seq prefix_ + i
+  std::atomic<uint64_t> next_{0};  // next sequence number to assign
+  uint64_t prefix_ = 0;            // GUARDED_BY(mu_): every seq < prefix_ is acknowledged
+  // GUARDED_BY(mu_): done_[i] says whether seq prefix_ + i is acknowledged; only as long as
+  // the highest out-of-order acknowledgement needs (in-order acks never touch it).
+  std::deque<bool> done_;
   uint64_t acked_count_ = 0;  // GUARDED_BY(mu_): acknowledged seqs >= prefix_
   struct Boundary {
     uint64_t end_seq;  // records < end_seq belong to this or earlier transactions

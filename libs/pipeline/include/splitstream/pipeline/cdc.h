@@ -51,8 +51,13 @@ struct CdcOptions {
   std::chrono::milliseconds heartbeat_interval{10000};
   // Standby status updates (confirmed position) at least this often.
   std::chrono::milliseconds status_interval{1000};
-  // Reading from the slot pauses while this many records are unacknowledged.
+  // Reading from the slot pauses while this many records are unacknowledged (checked every
+  // 256 replication messages, so it may be exceeded by their records).
   uint64_t max_in_flight = 200000;
+  // While changes stream, a dry socket is read again after this pause instead of waking on
+  // every message the server sends (pg::ReplicationConnection::SetBatchWait); adds at most
+  // this much latency. 0: wake on every message.
+  std::chrono::microseconds read_batch_wait{1000};
   size_t snapshot_fetch_rows = 10000;
   std::chrono::milliseconds shutdown_flush_timeout{30000};
 };

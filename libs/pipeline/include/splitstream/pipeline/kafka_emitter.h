@@ -21,8 +21,11 @@ struct KafkaEmitterOptions {
   debezium::EncoderOptions encoder;
   bool tombstones_on_delete = true;   // Debezium's tombstones.on.delete
   bool transaction_metadata = false;  // BEGIN/END records on {prefix}.transaction
+  // lz4: the cheapest in total here (producer plus broker CPU; `none` ships 8x the bytes).
   std::string compression = "lz4";
-  int linger_ms = 5;
+  // Batches fill (batch.size 1 MiB) at high rates instead of being sent every 5 ms: fewer,
+  // larger produce requests cost the client and the broker less; at most 20 ms of latency.
+  int linger_ms = 20;
   std::map<std::string, std::string> producer_overrides;  // librdkafka properties
 };
 
