@@ -269,6 +269,33 @@ TEST_F(SinkLoopTest, ACatchUpBatchIsStillDueAtTheFlushInterval) {
   EXPECT_EQ(consumer_->commits[1], (Offsets{{kP0, 8}}));
 }
 
+TEST_F(SinkLoopTest, ALagThatNeverDrainsDelaysASmallCatchUpBatchOnlyToTheFlushInterval) {
+  SinkOptions opts;
+  opts.batch_rows = 3;
+  opts.max_batch_rows = 100;
+  opts.flush_interval = milliseconds(1000);
+  opts.poll_timeout = milliseconds(100);
+  Start(opts);
+  consumer_->knows_watermarks = true;
+  consumer_->unreturnable_lag = 5;  // the lag says 5 more, Poll never returns them
+  for (int64_t offset = 0; offset < 10; ++offset) FeedInsert(kP0, offset, offset + 1);
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 6})) << "catching up: 3, then twice that";
+  ASSERT_EQ(writer_.buffered.size(), 1u);
+  Step();
+  EXPECT_EQ(writer_.batches.size(), 2u) << "the last row waits for what the lag promises...";
+  clock_.Advance(milliseconds(1000));
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 6, 1})) << "... up to the flush interval";
+  EXPECT_EQ(consumer_->commits.back(), (Offsets{{kP0, 10}}));
+
+  // Then the sink behaves as without a backlog: due at batch_rows.
+  for (int64_t offset = 10; offset < 13; ++offset) FeedInsert(kP0, offset, offset + 1);
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 6, 1, 3}));
+  EXPECT_EQ(consumer_->commits.back(), (Offsets{{kP0, 13}}));
+}
+
 TEST_F(SinkLoopTest, ACatchUpBatchCommitsOnlyAfterItsWriteAndIsRetriedWhenItFails) {
   SinkOptions opts;
   opts.batch_rows = 2;

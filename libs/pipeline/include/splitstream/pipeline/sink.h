@@ -22,7 +22,10 @@
 //     rather than after the flush interval);
 // and, as always, at `max_batch_rows` rows, `batch_bytes` bytes, or when its oldest message is
 // `flush_interval` old. A backlog thus lands in few large INSERTs (latency is dominated by the
-// backlog then anyway).
+// backlog then anyway). A batch below `batch_rows` waits for what the lag promises at most until
+// `flush_interval`, as it would without a backlog (a lag that never drains, e.g. offsets Poll
+// never returns such as transaction markers, changes nothing else). Full batches are due at
+// once, and while a failed write is retried (partitions paused) every retry writes all it has.
 //
 // So a batch is larger than `batch_rows` only when the previous INSERT was still running or
 // the sink was behind by at least `batch_rows` messages; with traffic the sink keeps up with,
