@@ -104,14 +104,17 @@ int main(int argc, char** argv) {
                    "consumer group (default clickhouse-consumer; files-archive for files:DIR)");
   sink->add_option("--topics", sink_opts.topics,
                    "topic names or ^regex patterns (repeatable; default ^{prefix}\\.public\\..*)");
-  sink->add_option("--batch-rows", sink_opts.batch_rows, "flush at this many buffered rows")
+  sink->add_option("--batch-rows", sink_opts.batch_rows,
+                   "flush at this many buffered rows (more: see --max-batch-rows)")
       ->capture_default_str();
   sink->add_option("--batch-bytes", sink_opts.batch_bytes, "flush at this many buffered bytes")
       ->capture_default_str();
   sink->add_option("--flush-ms", sink_opts.flush_ms, "flush a batch at most this old")
       ->capture_default_str();
   sink->add_option("--max-batch-rows", sink_opts.max_batch_rows,
-                   "how far a batch may grow past --batch-rows while the previous INSERT runs")
+                   "how far a batch may grow past --batch-rows: while the previous INSERT runs, "
+                   "and while catching up (when a batch reached --batch-rows, at least "
+                   "--batch-rows more messages waited behind it)")
       ->capture_default_str();
   sink->add_option("--reset-offsets", sink_opts.reset_offsets,
                    "reprocess from earliest or from an ISO-8601 timestamp (results unchanged)");

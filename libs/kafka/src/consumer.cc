@@ -210,6 +210,28 @@ class ConsumerImpl final : public Consumer {
     return out;
   }
 
+  int64_t CachedLag() override {
+    if (closed_) return 0;
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    PartitionListPtr list(raw);
+    if (rd_kafka_position(rk_.get(), list.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    int64_t lag = 0;
+    for (int i = 0; i < list->cnt; ++i) {
+      const rd_kafka_topic_partition_t& e = list->elems[i];
+      if (e.err != RD_KAFKA_RESP_ERR_NO_ERROR || e.offset < 0) continue;  // nothing returned yet
+      int64_t low = 0;
+      int64_t high = 0;
+      if (rd_kafka_get_watermark_offsets(rk_.get(), e.topic, e.partition, &low, &high) !=
+              RD_KAFKA_RESP_ERR_NO_ERROR ||
+          high < 0) {
+        continue;  // no fetch response yet
+      }
+      lag += std::max<int64_t>(0, high - e.offset);
+    }
+    return lag;
+  }
+
   Status Close() override {
     if (closed_) return Status::Ok();
     // on_revoked runs inside consumer_close and may still Commit: mark closed afterwards.

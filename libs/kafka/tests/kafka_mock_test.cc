@@ -441,6 +441,46 @@ TEST(KafkaMockTest, ConsumerCommitsPausesAndResumes) {
   EXPECT_EQ(from_p1, 0u);
 }
 
+TEST(KafkaMockTest, CachedLagCountsWhatPollHasNotReturnedYet) {
+  MockCluster cluster;
+  cluster.CreateTopic("backlog", 1);
+  Reports reports;
+  auto producer = Producer::Create(MockProducerOptions(cluster), reports.Callback());
+  ASSERT_TRUE(producer.ok());
+  constexpr int kMessages = 50;
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE((*producer)->Produce("backlog", "k", std::to_string(i), i).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(10s).ok());
+
+  ConsumerOptions options;
+  options.brokers = cluster.bootstraps();
+  options.group_id = "lag-group";
+  options.subscriptions = {"backlog"};
+  auto consumer = Consumer::Create(options);
+  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  EXPECT_EQ((*consumer)->CachedLag(), 0) << "nothing assigned or fetched yet";
+  std::vector<Message> got;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto batch = (*consumer)->Poll(10, 100ms);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    for (Message& m : *batch) got.push_back(std::move(m));
+  }
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ((*consumer)->CachedLag(), kMessages - (got.back().offset() + 1))
+      << "high watermark of the fetch response minus the position";
+  while (got.size() < kMessages && std::chrono::steady_clock::now() < deadline) {
+    auto batch = (*consumer)->Poll(100, 100ms);
+    ASSERT_TRUE(batch.ok());
+    for (Message& m : *batch) got.push_back(std::move(m));
+  }
+  ASSERT_EQ(got.size(), static_cast<size_t>(kMessages));
+  EXPECT_EQ((*consumer)->CachedLag(), 0);
+  ASSERT_TRUE((*consumer)->Close().ok());
+  EXPECT_EQ((*consumer)->CachedLag(), 0) << "closed";
+}
+
 TEST(KafkaMockTest, LibrdkafkaLogsReachSpdlogWithoutSecrets) {
   MockCluster cluster;
   std::ostringstream captured;

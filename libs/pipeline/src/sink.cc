@@ -151,6 +151,7 @@ class SinkImpl final : public Sink {
         metrics_.messages += messages.size();
       }
       for (auto& m : messages) backlog_.push_back(std::move(m));
+      lag_at_poll_ = consumer_->CachedLag();
     }
     if (producer_) {
       if (auto fatal = producer_->FatalError()) {
@@ -199,16 +200,32 @@ class SinkImpl final : public Sink {
     return std::chrono::ceil<milliseconds>(t - now);
   }
 
-  bool DueBySize() const {
-    return target_->buffered_rows() >= options_.batch_rows ||
-           target_->buffered_bytes() >= options_.batch_bytes;
+  // Messages waiting behind the open batch: polled and not yet handed to the target, plus
+  // those the consumer knew to be in Kafka beyond its position at the last poll.
+  uint64_t Waiting() const {
+    return backlog_.size() + static_cast<uint64_t>(std::max<int64_t>(0, lag_at_poll_));
   }
 
-  bool FlushDue(TimePoint now) const {
+  // Whether the open batch is due by its size (the rules are at the top of sink.h). Enters
+  // catch-up when a batch reaches batch_rows with at least batch_rows messages behind it.
+  bool DueBySize() {
+    const size_t rows = target_->buffered_rows();
+    if (Full()) return true;
+    if (rows < options_.batch_rows) return catching_up_ && rows > 0 && Waiting() == 0;
+    const uint64_t waiting = Waiting();
+    if (!catching_up_) {
+      if (waiting < options_.batch_rows) return true;
+      catching_up_ = true;
+    }
+    return rows >= std::max(options_.batch_rows, 2 * last_batch_rows_) || rows >= waiting;
+  }
+
+  bool FlushDue(TimePoint now) {
     return DueBySize() || (batch_start_ && now >= *batch_start_ + options_.flush_interval);
   }
 
-  // The open batch may take no more messages while a write is in flight.
+  // The open batch may take no more messages (while a write is in flight, or while catching
+  // up).
   bool Full() const {
     return target_->buffered_rows() >= std::max(options_.max_batch_rows, options_.batch_rows) ||
            target_->buffered_bytes() >= options_.batch_bytes;
@@ -284,6 +301,10 @@ class SinkImpl final : public Sink {
       return Status::Ok();
     }
     SPLITSTREAM_RETURN_IF_ERROR(AwaitDeadLetters());
+    last_batch_rows_ = target_->buffered_rows();
+    spdlog::debug("sink: writing {} rows ({} bytes), {} waiting{}", last_batch_rows_,
+                  target_->buffered_bytes(), Waiting(), catching_up_ ? ", catching up" : "");
+    if (Waiting() == 0) catching_up_ = false;
     in_flight_ = InFlight{std::move(pending_), clock_->Now(), retrying_};
     pending_.clear();
     batch_start_.reset();
@@ -307,6 +328,8 @@ class SinkImpl final : public Sink {
       return Status::Ok();
     }
     RecordFlush(done.start);
+    spdlog::debug("sink: write done in {} ms",
+                  std::chrono::duration_cast<milliseconds>(clock_->Now() - done.start).count());
     if (done.retry && retrying_) OnFlushSucceeded();
     CommitOffsets(std::move(done.offsets));
     return Status::Ok();
@@ -557,6 +580,9 @@ class SinkImpl final : public Sink {
   milliseconds backoff_{0};
   TimePoint next_attempt_{};
   TimePoint last_lag_{};
+  int64_t lag_at_poll_ = 0;  // consumer_->CachedLag() after the last Poll
+  bool catching_up_ = false;
+  size_t last_batch_rows_ = 0;  // rows of the last batch whose write started
   uint64_t next_cookie_ = 1;
 
   mutable std::mutex dlq_mu_;

@@ -91,6 +91,12 @@ class FakeConsumer final : public kafka::Consumer {
     for (auto& tp : assignment_) out.push_back({tp, 0, 0, 5, 5});
     return out;
   }
+  // Messages fed and not returned yet (paused partitions' included) plus `unreturnable_lag`,
+  // when the test says the fake knows the high watermarks (`knows_watermarks`); 0 otherwise, as
+  // before the first fetch response.
+  int64_t CachedLag() override {
+    return knows_watermarks ? static_cast<int64_t>(queue_.size()) + unreturnable_lag : 0;
+  }
   Status Close() override {
     if (closed) return Status::FailedPrecondition("closed");
     Revoke(Assignment());
@@ -106,6 +112,9 @@ class FakeConsumer final : public kafka::Consumer {
   int64_t reset_ts = 0;
   int polls = 0;
   bool closed = false;
+  bool knows_watermarks = false;  // see CachedLag
+  // Offsets below the high watermark that Poll never returns (e.g. transaction markers).
+  int64_t unreturnable_lag = 0;
 
  private:
   FakeClock* clock_;

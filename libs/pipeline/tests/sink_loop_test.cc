@@ -186,6 +186,143 @@ TEST_F(SinkLoopTest, WithNoWriteInFlightABatchStartsAtBatchRows) {
   EXPECT_EQ(consumer_->commits[1], (Offsets{{kP1, 7}}));
 }
 
+TEST_F(SinkLoopTest, WhileCatchingUpBatchesDoubleThenShrinkWithWhatWaitsBehindThem) {
+  SinkOptions opts;
+  opts.batch_rows = 2;
+  opts.max_batch_rows = 100;
+  Start(opts);
+  consumer_->knows_watermarks = true;
+  for (int64_t offset = 0; offset < 40; ++offset) FeedInsert(kP0, offset, offset + 1);
+  Step();
+  // 2, 4, 8 (twice the one before); then each batch is due once it holds as many rows as wait
+  // behind it: 13 (13 behind), 7 (6), 3 (3), 2 (1); the last row goes out as soon as nothing
+  // waits behind it, not after the flush interval.
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{2, 4, 8, 13, 7, 3, 2, 1}));
+  ASSERT_EQ(consumer_->commits.size(), 8u);
+  EXPECT_EQ(consumer_->commits.back(), (Offsets{{kP0, 40}}));
+  EXPECT_EQ(writer_.buffered.size(), 0u);
+
+  // Caught up: one row at a time waits for batch_rows again.
+  FeedInsert(kP0, 40, 41);
+  Step();
+  EXPECT_EQ(writer_.batches.size(), 8u);
+  FeedInsert(kP0, 41, 42);
+  Step();
+  EXPECT_EQ(writer_.batches.back(), 2u);
+  EXPECT_EQ(consumer_->commits.back(), (Offsets{{kP0, 42}}));
+}
+
+TEST_F(SinkLoopTest, ACatchUpBatchGrowsToMaxBatchRowsWithTheBacklogStillInKafka) {
+  SinkOptions opts;
+  opts.batch_rows = 3;
+  opts.max_batch_rows = 8;
+  opts.poll_max_messages = 2;  // the rest of the backlog is in Kafka (Consumer::CachedLag)
+  Start(opts);
+  consumer_->knows_watermarks = true;
+  for (int64_t offset = 0; offset < 100; ++offset) FeedInsert(kP0, offset, offset + 1);
+  for (int i = 0; i < 20; ++i) Step();
+  ASSERT_GE(writer_.batches.size(), 4u);
+  EXPECT_EQ(std::vector<size_t>(writer_.batches.begin(), writer_.batches.begin() + 4),
+            (std::vector<size_t>{3, 6, 8, 8}))
+      << "twice the batch before, up to max_batch_rows";
+  EXPECT_EQ(consumer_->commits[3], (Offsets{{kP0, 25}}));
+}
+
+TEST_F(SinkLoopTest, WithoutABacklogABatchIsDueAtBatchRowsAsBefore) {
+  SinkOptions opts;
+  opts.batch_rows = 3;
+  opts.max_batch_rows = 100;
+  Start(opts);
+  consumer_->knows_watermarks = true;
+  // Traffic that the sink keeps up with: two messages at a time, nothing waiting behind them.
+  for (int64_t offset = 0; offset < 8; offset += 2) {
+    FeedInsert(kP0, offset, offset + 1);
+    FeedInsert(kP0, offset + 1, offset + 2);
+    Step();
+  }
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 3}));
+  // A burst of three: when the batch reaches batch_rows, two messages wait behind it, fewer
+  // than batch_rows.
+  for (int64_t offset = 8; offset < 11; ++offset) FeedInsert(kP1, offset, offset + 1);
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 3, 3}));
+  EXPECT_EQ(writer_.buffered.size(), 2u);
+}
+
+TEST_F(SinkLoopTest, ACatchUpBatchIsStillDueAtTheFlushInterval) {
+  SinkOptions opts;
+  opts.batch_rows = 3;
+  opts.max_batch_rows = 1000;
+  opts.flush_interval = milliseconds(1000);
+  opts.poll_max_messages = 2;
+  Start(opts);
+  consumer_->knows_watermarks = true;
+  for (int64_t offset = 0; offset < 100; ++offset) FeedInsert(kP0, offset, offset + 1);
+  Step();
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3}));
+  Step();
+  clock_.Advance(milliseconds(1000));
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 5})) << "due by age below its 6 rows";
+  ASSERT_EQ(consumer_->commits.size(), 2u);
+  EXPECT_EQ(consumer_->commits[1], (Offsets{{kP0, 8}}));
+}
+
+TEST_F(SinkLoopTest, ALagThatNeverDrainsDelaysASmallCatchUpBatchOnlyToTheFlushInterval) {
+  SinkOptions opts;
+  opts.batch_rows = 3;
+  opts.max_batch_rows = 100;
+  opts.flush_interval = milliseconds(1000);
+  opts.poll_timeout = milliseconds(100);
+  Start(opts);
+  consumer_->knows_watermarks = true;
+  consumer_->unreturnable_lag = 5;  // the lag says 5 more, Poll never returns them
+  for (int64_t offset = 0; offset < 10; ++offset) FeedInsert(kP0, offset, offset + 1);
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 6})) << "catching up: 3, then twice that";
+  ASSERT_EQ(writer_.buffered.size(), 1u);
+  Step();
+  EXPECT_EQ(writer_.batches.size(), 2u) << "the last row waits for what the lag promises...";
+  clock_.Advance(milliseconds(1000));
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 6, 1})) << "... up to the flush interval";
+  EXPECT_EQ(consumer_->commits.back(), (Offsets{{kP0, 10}}));
+
+  // Then the sink behaves as without a backlog: due at batch_rows.
+  for (int64_t offset = 10; offset < 13; ++offset) FeedInsert(kP0, offset, offset + 1);
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 6, 1, 3}));
+  EXPECT_EQ(consumer_->commits.back(), (Offsets{{kP0, 13}}));
+}
+
+TEST_F(SinkLoopTest, ACatchUpBatchCommitsOnlyAfterItsWriteAndIsRetriedWhenItFails) {
+  SinkOptions opts;
+  opts.batch_rows = 2;
+  opts.max_batch_rows = 4;
+  opts.poll_max_messages = 100;
+  opts.initial_backoff = milliseconds(100);
+  Start(opts);
+  consumer_->knows_watermarks = true;
+  writer_.hold = true;
+  for (int64_t offset = 0; offset < 10; ++offset) FeedInsert(kP0, offset, offset + 1);
+  Step();
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{2}));
+  Step();
+  EXPECT_EQ(writer_.buffered.size(), 4u) << "the next batch fills to the cap during the write";
+  EXPECT_TRUE(consumer_->commits.empty());
+  writer_.flush_status = Status::Unavailable("clickhouse down");
+  writer_.hold = false;
+  Step();
+  EXPECT_TRUE(consumer_->commits.empty()) << "nothing committed after a failed write";
+  EXPECT_EQ(consumer_->paused(), (std::set<TopicPartition>{kP0, kP1}));
+  writer_.flush_status = Status::Ok();
+  while (consumer_->commits.empty()) Step();
+  EXPECT_EQ(consumer_->commits[0], (Offsets{{kP0, 10}})) << "retried with everything polled";
+  EXPECT_EQ(writer_.flushed.size(), 10u);
+  EXPECT_TRUE(consumer_->paused().empty());
+}
+
 TEST_F(SinkLoopTest, ABatchDueByTimeDuringAWriteStartsWhenTheWriteEnds) {
   SinkOptions opts;
   opts.batch_rows = 100;

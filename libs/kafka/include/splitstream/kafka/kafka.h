@@ -235,6 +235,14 @@ class Consumer {
   // group coordinator and the partition leaders).
   virtual Result<std::vector<PartitionLag>> Lag(std::chrono::milliseconds timeout) = 0;
 
+  // Messages of the assigned partitions that Poll has not returned yet, as far as this client
+  // knows without asking anyone: per partition, the high watermark carried by the last fetch
+  // response (rd_kafka_get_watermark_offsets) minus the position (the offset after the last
+  // message Poll returned), summed. A partition without a fetch response or without a returned
+  // message yet counts 0. Cheap (no network call); used by the sink to tell a backlog from
+  // steady traffic.
+  virtual int64_t CachedLag() = 0;
+
   // Leaves the group cleanly (revokes the assignment, on_revoked runs). Later calls other
   // than Close fail with FailedPrecondition. The destructor closes when Close was not called.
   virtual Status Close() = 0;

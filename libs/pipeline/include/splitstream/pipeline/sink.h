@@ -7,10 +7,30 @@
 // while the loop goes on decoding into the next one. One flush runs at a time: a batch that
 // becomes due while its predecessor is still being written starts as soon as that write ends,
 // and until then keeps taking messages, up to `max_batch_rows` rows or `batch_bytes` bytes
-// (then the loop stops taking messages until the write ends). So a batch is larger than
-// `batch_rows` only when the previous INSERT was still running: under a backlog the batches
-// grow towards the cap (fewer, larger INSERTs), with light traffic they stay small and the
-// `flush_interval` bound holds up to the duration of one INSERT.
+// (then the loop stops taking messages until the write ends).
+//
+// Catching up. When a batch reaches `batch_rows` while at least `batch_rows` more messages
+// wait behind it (polled and not yet in a batch, plus what the consumer knows to be in Kafka
+// beyond its position from the last fetch response: Consumer::CachedLag, no network call), the
+// sink is behind (a replay, a restart after downtime, a burst). From then until a batch starts
+// with nothing waiting behind it, a batch is due when it holds
+//   - twice the rows of the batch before it (at least `batch_rows`): the INSERTs grow
+//     geometrically from `batch_rows`, each overlapping the decoding of the next, or
+//   - at least `batch_rows` rows and at least as many rows as still wait behind it, so the last
+//     INSERTs of a backlog shrink again instead of ending with a large one, or
+//   - any rows at all when nothing waits behind it (the rest of the backlog is written at once
+//     rather than after the flush interval);
+// and, as always, at `max_batch_rows` rows, `batch_bytes` bytes, or when its oldest message is
+// `flush_interval` old. A backlog thus lands in few large INSERTs (latency is dominated by the
+// backlog then anyway). A batch below `batch_rows` waits for what the lag promises at most until
+// `flush_interval`, as it would without a backlog (a lag that never drains, e.g. offsets Poll
+// never returns such as transaction markers, changes nothing else). Full batches are due at
+// once, and while a failed write is retried (partitions paused) every retry writes all it has.
+//
+// So a batch is larger than `batch_rows` only when the previous INSERT was still running or
+// the sink was behind by at least `batch_rows` messages; with traffic the sink keeps up with,
+// a batch is due at `batch_rows` rows, `batch_bytes` bytes or `flush_interval` as before, and
+// the `flush_interval` bound holds up to the duration of one INSERT.
 //
 // Kafka offsets are committed only after the target accepted the batch (the next offset of
 // every partition that had a message in it), batch after batch in order, so a crash at any
@@ -139,9 +159,9 @@ struct SinkOptions {
   size_t batch_rows = 10000;
   size_t batch_bytes = 64 << 20;
   std::chrono::milliseconds flush_interval{1000};
-  // How far a batch may grow while the previous one is still being written (see the top of
-  // this file). 1 000 000 stays below ClickHouse's max_insert_block_size (1 048 576), so one
-  // batch of a table is one block, inserted atomically.
+  // How far a batch may grow while the previous one is still being written or while catching
+  // up (see the top of this file). 1 000 000 stays below ClickHouse's max_insert_block_size
+  // (1 048 576), so one batch of a table is one block, inserted atomically.
   size_t max_batch_rows = 1000000;
   size_t poll_max_messages = 10000;
   std::chrono::milliseconds poll_timeout{100};
