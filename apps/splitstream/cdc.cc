@@ -46,22 +46,13 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
                                ParseDecimalMode(opts.decimal_handling_mode));
   emit_opts.tombstones_on_delete = opts.tombstones_on_delete;
   emit_opts.transaction_metadata = opts.transaction_metadata;
-  for (const std::string& property : opts.kafka_properties) {
-    auto eq = property.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Status::InvalidArgument("expected KEY=VALUE, got \"" + property + "\"",
-                                     "kafka_property");
-    }
-    std::string key = property.substr(0, eq);
-    if (key == "enable.idempotence" || key == "acks" || key == "request.required.acks") {
-      return Status::InvalidArgument(
-          key +
-              " cannot be changed: changes are confirmed to PostgreSQL only once every "
-              "replica has them, without duplicates",
-          "kafka_property");
-    }
-    emit_opts.producer_overrides[key] = property.substr(eq + 1);
-  }
+  SPLITSTREAM_ASSIGN_OR_RETURN(
+      emit_opts.producer_overrides,
+      config::ParseKafkaProperties(opts.kafka_properties,
+                                   {"enable.idempotence", "acks", "request.required.acks"},
+                                   "changes are confirmed to PostgreSQL only once every replica "
+                                   "has them, without duplicates",
+                                   "kafka_property"));
   SPLITSTREAM_ASSIGN_OR_RETURN(auto metrics_addr,
                                config::SplitHostPort(opts.metrics_addr, "metrics_addr"));
 

@@ -61,6 +61,9 @@ struct SinkCommandOptions {
   std::string reset_offsets;          // "", earliest or an ISO-8601 timestamp
   std::string dlq_topic;              // empty: {prefix}.dlq
   std::string metrics_addr = "127.0.0.1:9188";
+  // librdkafka consumer properties (KEY=VALUE), applied over the defaults; the group and
+  // offset settings the sink's guarantees rest on cannot be changed.
+  std::vector<std::string> kafka_properties;
 };
 
 struct UpOptions {

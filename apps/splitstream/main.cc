@@ -121,6 +121,9 @@ int main(int argc, char** argv) {
   sink->add_option("--dlq-topic", sink_opts.dlq_topic, "dead-letter topic (default {prefix}.dlq)");
   sink->add_option("--metrics-addr", sink_opts.metrics_addr, "host:port of /metrics (port 0: any)")
       ->capture_default_str();
+  sink->add_option("--kafka-property", sink_opts.kafka_properties,
+                   "librdkafka consumer property KEY=VALUE over the defaults (repeatable), e.g. "
+                   "queued.max.messages.kbytes=131072");
 
   splitstream::app::ResultsCommandOptions results_opts;
   auto* results = app.add_subcommand(

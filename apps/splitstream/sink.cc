@@ -134,6 +134,15 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   }
   // New topics matching the pattern (a table's first change) are found on metadata refresh.
   consumer_opts.overrides["topic.metadata.refresh.interval.ms"] = "2000";
+  SPLITSTREAM_ASSIGN_OR_RETURN(
+      auto consumer_properties,
+      config::ParseKafkaProperties(
+          opts.kafka_properties,
+          {"group.id", "enable.auto.commit", "enable.auto.offset.store", "auto.offset.reset"},
+          "the sink commits offsets itself, only after the target accepted the rows (use "
+          "--group and --reset-offsets)",
+          "kafka_property"));
+  for (auto& [key, value] : consumer_properties) consumer_opts.overrides[key] = value;
 
   sigset_t signals;
   sigemptyset(&signals);

@@ -169,7 +169,8 @@ INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, ts
 TEST_F(SinkTest, FullPipelineInsertsUpdatesDeletesTruncatesKeyChangesAndAddedColumns) {
   Exec(kSeed);
   StartCdc();
-  StartSink();
+  // A consumer property of the user's, passed to librdkafka (a smaller prefetch queue).
+  StartSink({"--kafka-property", "queued.max.messages.kbytes=131072"});
   ExpectEqual(false);
   Exec(kChanges);
   ExpectEqual(false);
@@ -179,6 +180,23 @@ TEST_F(SinkTest, FullPipelineInsertsUpdatesDeletesTruncatesKeyChangesAndAddedCol
   EXPECT_EQ(Metric("splitstream_sink_dlq_messages_total"), 0);
   EXPECT_EQ(StopSink(), 0);
   EXPECT_EQ(StopCdc(), 0);
+}
+
+// --kafka-property: the settings the offset guarantee rests on are refused, an unknown
+// property is librdkafka's error; either way the sink stops before consuming, naming the key.
+TEST_F(SinkTest, KafkaPropertiesThatWouldBreakTheGuaranteesOrDoNotExistAreRefused) {
+  for (const auto& [property, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"enable.auto.commit=true", "enable.auto.commit cannot be set"},
+           {"group.id=other", "group.id cannot be set"},
+           {"no.such.property=1", "no.such.property"},
+           {"queued.max.messages.kbytes", "kafka_property #1 must be KEY=VALUE"}}) {
+    StartSink({"--kafka-property", property});
+    const std::optional<int> code = sink_->Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << property << ": the sink did not stop";
+    EXPECT_NE(*code, 0) << property;
+    const std::string log = ReadFile(sink_log_);
+    EXPECT_NE(log.find(expected), std::string::npos) << property << "\n" << log;
+  }
 }
 
 TEST_F(SinkTest, KillNineInTheMiddleOf200kRowsThenRestartIsEqual) {

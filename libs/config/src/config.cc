@@ -158,6 +158,32 @@ Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view addr,
   return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
+Result<std::map<std::string, std::string>> ParseKafkaProperties(
+    const std::vector<std::string>& entries, const std::vector<std::string_view>& fixed,
+    std::string_view why, std::string_view field) {
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string& entry = entries[i];
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      // Without '=' the whole entry may be a value: show where it is, not what it holds.
+      return Status::InvalidArgument(
+          std::string(field) + " #" + std::to_string(i + 1) + " must be KEY=VALUE",
+          std::string(field));
+    }
+    std::string key = entry.substr(0, eq);
+    for (std::string_view f : fixed) {
+      if (key == f) {
+        return Status::InvalidArgument(std::string(field) + ": " + SanitizeForMessage(key, 60) +
+                                           " cannot be set: " + std::string(why),
+                                       std::string(field));
+      }
+    }
+    out[std::move(key)] = entry.substr(eq + 1);
+  }
+  return out;
+}
+
 Result<std::pair<std::string, uint16_t>> Config::HttpHostPort() const {
   return SplitHostPort(http_addr, "http_addr");
 }

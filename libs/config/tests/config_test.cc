@@ -94,6 +94,27 @@ TEST(Config, SplitHostPortNamesTheSetting) {
   }
 }
 
+TEST(Config, ParseKafkaPropertiesKeepsOrderRefusesFixedKeysAndHidesValues) {
+  auto ok = ParseKafkaProperties({"linger.ms=5", "sasl.password=a=b", "linger.ms=20", "x="},
+                                 {"acks"}, "why", "kafka_property");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  const std::map<std::string, std::string> expected = {
+      {"linger.ms", "20"}, {"sasl.password", "a=b"}, {"x", ""}};
+  EXPECT_EQ(*ok, expected);
+
+  auto fixed = ParseKafkaProperties({"linger.ms=5", "acks=1"}, {"enable.idempotence", "acks"},
+                                    "acks=all is needed", "kafka_property");
+  ASSERT_FALSE(fixed.ok());
+  EXPECT_EQ(fixed.status().field(), "kafka_property");
+  EXPECT_EQ(fixed.status().message(), "kafka_property: acks cannot be set: acks=all is needed");
+
+  for (const char* bad : {"sasl.password", "=secret"}) {
+    auto r = ParseKafkaProperties({"linger.ms=5", bad}, {}, "", "kafka_property");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().message(), "kafka_property #2 must be KEY=VALUE") << bad;
+  }
+}
+
 TEST(Config, ToEnvironmentResolvesToTheSameConfiguration) {
   auto cfg = Load("", {{"pg_dsn", "host=h password=pw"}, {"pg_pool_size", "3"}},
                   MapEnv({{"SPLITSTREAM_ADMIN_TOKEN", "adm"}, {"SPLITSTREAM_KAFKA_BROKERS", ""}}));

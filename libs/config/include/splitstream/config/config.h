@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "splitstream/core/result.h"
 
@@ -23,6 +24,14 @@ namespace splitstream::config {
 // naming `field` when the colon, the host or a port in 0..65535 is missing.
 Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view addr,
                                                        std::string_view field);
+
+// KEY=VALUE librdkafka properties from a repeatable flag (`field` names it in errors), later
+// ones winning. InvalidArgument naming `field` for an entry without '=' or without a key, and
+// for a key in `fixed` (settings a guarantee depends on), with `why` as the reason. Values may
+// hold secrets (sasl.password): errors show keys only.
+Result<std::map<std::string, std::string>> ParseKafkaProperties(
+    const std::vector<std::string>& entries, const std::vector<std::string_view>& fixed,
+    std::string_view why, std::string_view field);
 
 struct Config {
   std::string pg_dsn = "host=127.0.0.1 port=54329 dbname=splitstream user=postgres";
