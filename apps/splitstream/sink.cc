@@ -18,25 +18,6 @@
 namespace splitstream::app {
 namespace {
 
-// pipeline::ClickHouseWriter behind the sink's ChangeWriter interface.
-class ClickHouseChangeWriter final : public pipeline::ChangeWriter {
- public:
-  explicit ClickHouseChangeWriter(std::unique_ptr<pipeline::ClickHouseWriter> writer)
-      : writer_(std::move(writer)) {}
-  Status Add(const debezium::ChangeRecord& change) override { return writer_->Add(change); }
-  size_t buffered_rows() const override { return writer_->buffered_rows(); }
-  size_t buffered_bytes() const override { return writer_->buffered_bytes(); }
-  Status Flush() override { return writer_->Flush(); }
-  void BeginFlush() override { writer_->BeginFlush(); }
-  std::optional<Status> FinishFlush(std::chrono::milliseconds wait) override {
-    return writer_->FinishFlush(wait);
-  }
-  std::map<std::string, uint64_t> rows_written() const override { return writer_->rows_written(); }
-
- private:
-  std::unique_ptr<pipeline::ClickHouseWriter> writer_;
-};
-
 // "2026-11-20T10:11:12Z", "2026-11-20T10:11:12.345+01:00", "2026-11-20 10:11:12" (UTC) or
 // "2026-11-20" → milliseconds since the epoch.
 Result<int64_t> ParseIsoMillis(const std::string& text) {
@@ -162,7 +143,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   };
 
   std::unique_ptr<clickhouse::Client> client, insert_client;
-  std::unique_ptr<pipeline::ChangeWriter> change_writer;
+  std::unique_ptr<pipeline::ClickHouseWriter> change_writer;
   std::unique_ptr<pipeline::SinkTarget> target;
   if (to_files) {
     target = pipeline::MakeFileArchive(opts.to.substr(6), &Clock::System());
@@ -186,7 +167,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
           client.get(),
           {.database = cfg.clickhouse_database, .insert_client = insert_client.get()});
       if (w.ok()) {
-        change_writer = std::make_unique<ClickHouseChangeWriter>(std::move(*w));
+        change_writer = std::move(*w);
         break;
       }
       if (w.status().code() != StatusCode::kUnavailable || stop.load()) {

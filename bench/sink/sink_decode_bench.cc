@@ -68,23 +68,6 @@ class NullClient final : public clickhouse::Client {
   clickhouse::ClientOptions options_;
 };
 
-class WriterAdapter final : public ChangeWriter {
- public:
-  explicit WriterAdapter(ClickHouseWriter* w) : w_(w) {}
-  Status Add(const debezium::ChangeRecord& c) override { return w_->Add(c); }
-  size_t buffered_rows() const override { return w_->buffered_rows(); }
-  size_t buffered_bytes() const override { return w_->buffered_bytes(); }
-  Status Flush() override { return w_->Flush(); }
-  void BeginFlush() override { w_->BeginFlush(); }
-  std::optional<Status> FinishFlush(std::chrono::milliseconds wait) override {
-    return w_->FinishFlush(wait);
-  }
-  std::map<std::string, uint64_t> rows_written() const override { return w_->rows_written(); }
-
- private:
-  ClickHouseWriter* w_;
-};
-
 // Messages as `splitstream cdc` writes them for the benchmark's INSERT ... generate_series.
 std::vector<kafka::Message> EventMessages(int n) {
   std::vector<kafka::Message> out;
@@ -117,8 +100,7 @@ void BM_SinkAddEventsMessage(benchmark::State& state) {
     state.SkipWithError(writer.status().ToString().c_str());
     return;
   }
-  WriterAdapter adapter(writer->get());
-  ChangeTarget target(&adapter);
+  ChangeTarget target(writer->get());
   const std::vector<kafka::Message> messages = EventMessages(10000);
   size_t i = 0;
   int64_t bytes = 0;

@@ -59,6 +59,7 @@
 #include "splitstream/core/result.h"
 #include "splitstream/core/status.h"
 #include "splitstream/debezium/decoder.h"
+#include "splitstream/pipeline/sink.h"
 
 namespace splitstream::pipeline {
 
@@ -70,34 +71,35 @@ struct WriterOptions {
   clickhouse::Client* insert_client = nullptr;
 };
 
-class ClickHouseWriter {
+// The sink's ChangeWriter (sink.h) for ClickHouse.
+class ClickHouseWriter final : public ChangeWriter {
  public:
   // Reads the table definitions of `database` (system.columns, system.tables). Unavailable
   // when ClickHouse cannot be reached; NotFound when the database does not exist.
   static Result<std::unique_ptr<ClickHouseWriter>> Create(clickhouse::Client* client,
                                                           WriterOptions options);
-  ~ClickHouseWriter();
+  ~ClickHouseWriter() override;
   ClickHouseWriter(const ClickHouseWriter&) = delete;
   ClickHouseWriter& operator=(const ClickHouseWriter&) = delete;
 
   // Buffers one change (Kind kRow or kTruncate; other kinds are InvalidArgument).
-  Status Add(const debezium::ChangeRecord& change);
+  Status Add(const debezium::ChangeRecord& change) override;
   // Rows and bytes buffered and not being written (what the next flush writes).
-  size_t buffered_rows() const;
-  size_t buffered_bytes() const;
+  size_t buffered_rows() const override;
+  size_t buffered_bytes() const override;
   // One RowBinary INSERT per table batch, then the truncations; waits for a flush in flight
   // first. On success nothing is buffered; on failure what was not inserted stays buffered.
-  Status Flush();
+  Status Flush() override;
   // Starts a flush of everything buffered (see above) and returns; does nothing while a flush
   // started earlier has not been collected by FinishFlush.
-  void BeginFlush();
+  void BeginFlush() override;
   // The result of the flush BeginFlush started, once it ended: waits up to `wait`
   // (milliseconds::max(): until it ends) and returns nullopt while it still runs, or when no
   // flush was started. After a failure the rows not inserted stay buffered (counted by
   // buffered_rows again) and the next flush writes them first.
-  std::optional<Status> FinishFlush(std::chrono::milliseconds wait);
+  std::optional<Status> FinishFlush(std::chrono::milliseconds wait) override;
   // Rows inserted per table since creation (truncations under "_truncations").
-  std::map<std::string, uint64_t> rows_written() const;
+  std::map<std::string, uint64_t> rows_written() const override;
 
   struct Impl;
 

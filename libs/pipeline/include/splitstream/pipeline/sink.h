@@ -110,9 +110,9 @@ class SinkTarget {
   std::optional<Status> finished_;  // the default BeginFlush's result
 };
 
-// The ClickHouse side of a ChangeTarget: pipeline::ClickHouseWriter behind an interface so that
-// the sink is testable with a fake. Same contract as ClickHouseWriter (including BeginFlush /
-// FinishFlush): Add returns InvalidArgument for a change that cannot be mapped.
+// The ClickHouse side of a ChangeTarget: implemented by pipeline::ClickHouseWriter, an interface
+// so that the sink is testable with a fake. Same contract as ClickHouseWriter (including BeginFlush
+// / FinishFlush): Add returns InvalidArgument for a change that cannot be mapped.
 class ChangeWriter {
  public:
   virtual ~ChangeWriter() = default;
