@@ -1,5 +1,7 @@
 #include "splitstream/pipeline/sink.h"
 
+#include "decode_ahead.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -9,23 +11,49 @@
 
 namespace splitstream::pipeline {
 
-Status ChangeTarget::Add(const kafka::Message& message) {
-  Status decoded = decoder_.DecodeInto(message.topic(), message.key(), message.value(), &change_);
-  if (!decoded.ok()) {
-    std::string what = decoded.message();
-    if (!decoded.field().empty()) what += " (field " + decoded.field() + ")";
-    return Status::InvalidArgument("decode: " + what);
+ChangeTarget::ChangeTarget(ChangeWriter* writer, bool decode_ahead) : writer_(writer) {
+  if (decode_ahead) {
+    ahead_ = std::make_unique<DecodeAhead>();
+  } else {
+    decoder_ = std::make_unique<debezium::Decoder>();
   }
-  switch (change_.kind) {
+}
+
+ChangeTarget::~ChangeTarget() = default;
+
+Status ChangeTarget::Add(const kafka::Message& message) {
+  if (ahead_) {
+    if (DecodeAhead::Slot* slot = ahead_->Front(message)) {
+      Status st = slot->status.ok() ? Write(slot->record) : slot->status;
+      // Unavailable: the sink offers the same message again.
+      if (st.code() != StatusCode::kUnavailable) ahead_->PopFront();
+      return st;
+    }
+  }
+  SPLITSTREAM_RETURN_IF_ERROR(
+      DecodeMessage(ahead_ ? ahead_->decoder() : *decoder_, message, &change_));
+  return Write(change_);
+}
+
+Status ChangeTarget::Write(const debezium::ChangeRecord& change) {
+  switch (change.kind) {
     case debezium::ChangeRecord::Kind::kRow:
     case debezium::ChangeRecord::Kind::kTruncate:
-      return writer_->Add(change_);
+      return writer_->Add(change);
     case debezium::ChangeRecord::Kind::kTombstone:
     case debezium::ChangeRecord::Kind::kResolved:
     case debezium::ChangeRecord::Kind::kMessage:
       return Status::Ok();
   }
   return Status::Ok();
+}
+
+size_t ChangeTarget::Prepare(std::span<const kafka::Message* const> upcoming) {
+  return ahead_ ? ahead_->Announce(upcoming) : 0;
+}
+
+void ChangeTarget::SettlePrepared() {
+  if (ahead_) ahead_->Settle();
 }
 
 std::string RenderPrometheus(const SinkMetrics& m, std::string_view p) {
@@ -80,6 +108,10 @@ using Offsets = std::map<kafka::TopicPartition, int64_t>;  // next offset per pa
 
 // Poll timeout while a write is in flight (its end does not wake Poll).
 constexpr milliseconds kInFlightPollTimeout{5};
+
+// Drain keeps between kAnnounceAhead and 2 * kAnnounceAhead messages announced to the target
+// (decoded ahead by ChangeTarget's worker).
+constexpr size_t kAnnounceAhead = 512;
 
 // A batch being written: the offsets to commit once it is accepted.
 struct InFlight {
@@ -274,22 +306,42 @@ class SinkImpl final : public Sink {
 
   // Hands the backlog to the target in order, until `until`. Stops at the first message the
   // target fails on with anything but InvalidArgument (that message stays first in the
-  // backlog).
+  // backlog). Announces the messages ahead to the target (SinkTarget::Prepare), and settles
+  // them before returning: between drains the backlog may change (OnRevoked).
   Status Drain(DrainUntil until) {
+    Status st = DrainBacklog(until);
+    target_->SettlePrepared();
+    return st;
+  }
+
+  Status DrainBacklog(DrainUntil until) {
     while (!backlog_.empty()) {
       if (until == DrainUntil::kDue && DueBySize()) break;
       if (until == DrainUntil::kFull && Full()) break;
+      if (announced_ < kAnnounceAhead) Announce();
       kafka::Message& m = backlog_.front();
       Status st = target_->Add(m);
       if (!st.ok()) {
         if (st.code() != StatusCode::kInvalidArgument) return st;
         SPLITSTREAM_RETURN_IF_ERROR(DeadLetter(m, st));
       }
-      pending_[m.topic_partition()] = m.offset() + 1;
+      pending_tp_.topic.assign(m.topic());
+      pending_tp_.partition = m.partition();
+      pending_[pending_tp_] = m.offset() + 1;
       if (!batch_start_) batch_start_ = clock_->Now();
       backlog_.pop_front();
+      if (announced_ > 0) --announced_;
     }
     return Status::Ok();
+  }
+
+  // Announces up to kAnnounceAhead more messages of the backlog to the target.
+  void Announce() {
+    const size_t end = std::min(backlog_.size(), announced_ + kAnnounceAhead);
+    if (announced_ >= end) return;
+    upcoming_.clear();
+    for (size_t i = announced_; i < end; ++i) upcoming_.push_back(&backlog_[i]);
+    announced_ += target_->Prepare(upcoming_);
   }
 
   // Starts writing the open batch (and what a failed write left) once the dead-letter
@@ -539,6 +591,7 @@ class SinkImpl final : public Sink {
     // owner; handing them over now could only add work.
     std::erase_if(backlog_,
                   [&](const kafka::Message& m) { return revoked.count(m.topic_partition()) > 0; });
+    announced_ = 0;  // the target discards what it prepared when the next Add differs
     auto affects = [&](const Offsets& offsets) {
       return std::any_of(offsets.begin(), offsets.end(),
                          [&](const auto& kv) { return revoked.count(kv.first) > 0; });
@@ -572,8 +625,11 @@ class SinkImpl final : public Sink {
   std::unique_ptr<kafka::Consumer> consumer_;
 
   std::deque<kafka::Message> backlog_;  // polled, not yet accepted by the target
-  Offsets pending_;                     // next offsets of the open batch
-  std::optional<InFlight> in_flight_;   // the batch being written
+  size_t announced_ = 0;  // messages at the front of backlog_ announced to the target (Prepare)
+  std::vector<const kafka::Message*> upcoming_;  // Announce's
+  kafka::TopicPartition pending_tp_;             // Drain's key into pending_ (keeps its capacity)
+  Offsets pending_;                              // next offsets of the open batch
+  std::optional<InFlight> in_flight_;            // the batch being written
   std::optional<TimePoint> batch_start_;
   bool retrying_ = false;
   bool closing_ = false;
