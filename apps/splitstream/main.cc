@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   sink->add_option("--kafka-property", sink_opts.kafka_properties,
                    "librdkafka consumer property KEY=VALUE over the defaults (repeatable), e.g. "
-                   "queued.max.messages.kbytes=131072");
+                   "queued.max.messages.kbytes=65536");
 
   splitstream::app::ResultsCommandOptions results_opts;
   auto* results = app.add_subcommand(

@@ -170,7 +170,7 @@ TEST_F(SinkTest, FullPipelineInsertsUpdatesDeletesTruncatesKeyChangesAndAddedCol
   Exec(kSeed);
   StartCdc();
   // A consumer property of the user's, passed to librdkafka (a smaller prefetch queue).
-  StartSink({"--kafka-property", "queued.max.messages.kbytes=131072"});
+  StartSink({"--kafka-property", "queued.max.messages.kbytes=65536"});
   ExpectEqual(false);
   Exec(kChanges);
   ExpectEqual(false);
