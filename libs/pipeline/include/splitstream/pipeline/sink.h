@@ -144,7 +144,7 @@ class ChangeTarget final : public SinkTarget {
 
  private:
   ChangeWriter* writer_;
-  debezium::Decoder decoder_;
+  debezium::Decoder decoder_{{.key = debezium::KeyDecoding::kUnlessAfter}};
   debezium::ChangeRecord change_;  // reused for every message (Decoder::DecodeInto)
 };
 
