@@ -142,17 +142,16 @@ Status ArrayToRowImage(const element& e, std::string_view path, std::optional<Ro
 }
 
 // A member found by a one-pass scan of an object (first occurrence wins, as object::at_key).
+// An optional rather than an element and a flag: the scanners' structs are built for every
+// message, and this way nothing but the flags is initialized.
 struct Slot {
-  element e;
-  bool found = false;
+  std::optional<element> e;
+  bool found() const { return e.has_value(); }
   void Set(const element& v) {
-    if (!found) {
-      e = v;
-      found = true;
-    }
+    if (!e) e = v;
   }
   // Present and not null.
-  bool Valued() const { return found && !IsNull(e); }
+  bool Valued() const { return e && !IsNull(*e); }
 };
 
 // The string member `name` of the object at `path` when present and not null (*present
@@ -161,7 +160,7 @@ Status OptionalString(const Slot& m, const ObjectPath& path, std::string_view na
                       std::string_view* out, bool* present) {
   *present = false;
   if (!m.Valued()) return Status::Ok();
-  if (m.e.get(*out) != simdjson::SUCCESS) return Bad(path.Str(name), "expected string");
+  if (m.e->get(*out) != simdjson::SUCCESS) return Bad(path.Str(name), "expected string");
   *present = true;
   return Status::Ok();
 }
@@ -177,13 +176,14 @@ Status OptionalString(const Slot& m, const ObjectPath& path, std::string_view na
 Status OptionalString(const object& obj, std::string_view name, std::string_view path,
                       std::string* out, bool* present) {
   Slot m;
-  m.found = Member(obj, name, &m.e);
+  element e;
+  if (Member(obj, name, &e)) m.Set(e);
   return OptionalString(m, ObjectPath{path, {}}, name, out, present);
 }
 
 Status OptionalInt(const Slot& m, const ObjectPath& path, std::string_view name, int64_t* out) {
   if (!m.Valued()) return Status::Ok();
-  if (m.e.get(*out) != simdjson::SUCCESS) return Bad(path.Str(name), "expected integer");
+  if (m.e->get(*out) != simdjson::SUCCESS) return Bad(path.Str(name), "expected integer");
   return Status::Ok();
 }
 
@@ -454,8 +454,8 @@ struct Decoder::Impl {
     }
     rec->op = static_cast<Op>(op[0]);
 
-    if (!m.source.found) return Bad(Join(path, "source"), "missing");
-    if (m.source.e.type() != element_type::OBJECT)
+    if (!m.source.found()) return Bad(Join(path, "source"), "missing");
+    if (m.source.e->type() != element_type::OBJECT)
       return Bad(Join(path, "source"), "expected object");
     const ObjectPath spath{path, "source"};
     bool has_schema = false, has_table = false;
@@ -480,9 +480,9 @@ struct Decoder::Impl {
     if (src.snapshot.Valued()) {
       std::string_view s;
       bool b;
-      if (src.snapshot.e.get(s) == simdjson::SUCCESS) {
+      if (src.snapshot.e->get(s) == simdjson::SUCCESS) {
         rec->snapshot.assign(s.data(), s.size());
-      } else if (src.snapshot.e.get(b) == simdjson::SUCCESS) {  // Debezium before 1.x: a boolean
+      } else if (src.snapshot.e->get(b) == simdjson::SUCCESS) {  // Debezium before 1.x: a boolean
         rec->snapshot = b ? "true" : "false";
       } else {
         return Bad(spath.Str("snapshot"), "expected string");
@@ -500,12 +500,12 @@ struct Decoder::Impl {
       rec->commit_lsn = Lsn(commit);
     }
 
-    if (m.before.found) {
+    if (m.before.found()) {
       SPLITSTREAM_RETURN_IF_ERROR(
-          ToRowImage(m.before.e, path, "before", &rec->before, &spare_before));
+          ToRowImage(*m.before.e, path, "before", &rec->before, &spare_before));
     }
-    if (m.after.found) {
-      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(m.after.e, path, "after", &rec->after, &spare_after));
+    if (m.after.found()) {
+      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(*m.after.e, path, "after", &rec->after, &spare_after));
     }
     if (rec->kind == ChangeRecord::Kind::kRow && rec->op != Op::kDelete && !rec->after) {
       return Bad(Join(path, "after"), "expected object for op " + std::string(op));
@@ -590,20 +590,20 @@ struct Decoder::Impl {
     if (doc.get(obj) == simdjson::SUCCESS) m.Scan(obj);
     element payload = doc, schema;
     std::string_view path = "value";
-    const bool wrapped = m.payload.found && m.schema.found;
+    const bool wrapped = m.payload.found() && m.schema.found();
     if (wrapped) {
-      payload = m.payload.e;
-      schema = m.schema.e;
+      payload = *m.payload.e;
+      schema = *m.schema.e;
       path = "value.payload";
       m = EnvelopeMembers();
       if (payload.get(obj) == simdjson::SUCCESS) m.Scan(obj);
     }
     SourceMembers src;
     object source;
-    const bool has_source = hint != 2 && payload.type() == element_type::OBJECT && m.source.found &&
-                            m.source.e.get(source) == simdjson::SUCCESS;
+    const bool has_source = hint != 2 && payload.type() == element_type::OBJECT &&
+                            m.source.found() && m.source.e->get(source) == simdjson::SUCCESS;
     if (has_source) src.Scan(source);
-    const bool debezium = hint == 1 || (hint == 0 && has_source && src.connector.found);
+    const bool debezium = hint == 1 || (hint == 0 && has_source && src.connector.found());
     if (debezium) {
       if (wrapped && IsNull(payload)) {  // schema-enabled tombstone written as a null payload
         return Decode(1, topic, key, std::nullopt, out);
