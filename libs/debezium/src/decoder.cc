@@ -1,6 +1,7 @@
 #include "splitstream/debezium/decoder.h"
 
 #include <charconv>
+#include <cstring>
 #include <limits>
 
 #include <simdjson.h>
@@ -12,9 +13,26 @@ using simdjson::dom::element;
 using simdjson::dom::element_type;
 using simdjson::dom::object;
 
-Status Bad(const std::string& path, std::string_view what) {
-  return Status::InvalidArgument(path + ": " + std::string(what), path);
+Status Bad(std::string_view path, std::string_view what) {
+  std::string p(path);
+  return Status::InvalidArgument(p + ": " + std::string(what), p);
 }
+
+// `path` + "." + `member`, built only for an error message.
+std::string Join(std::string_view path, std::string_view member) {
+  std::string p;
+  p.reserve(path.size() + 1 + member.size());
+  p.append(path).append(".").append(member);
+  return p;
+}
+
+// The path of an object ("value.source"), kept as its parts on the hot path and joined only
+// for an error message.
+struct ObjectPath {
+  std::string_view base, member;  // member empty: the object is at `base`
+  std::string Str() const { return member.empty() ? std::string(base) : Join(base, member); }
+  std::string Str(std::string_view name) const { return Join(Str(), name); }
+};
 
 // The member `name` of `obj`, or a null element_result when absent.
 bool Member(const object& obj, std::string_view name, element* out) {
@@ -23,8 +41,17 @@ bool Member(const object& obj, std::string_view name, element* out) {
 
 bool IsNull(const element& e) { return e.type() == element_type::NULL_VALUE; }
 
-Status ToField(const element& e, std::string_view name, Field* f) {
-  if (f->name != name) f->name.assign(name.data(), name.size());
+// *out = s, reusing out's capacity (leaner than assign's general replace).
+void Assign(std::string_view s, std::string* out) {
+  out->clear();
+  out->append(s.data(), s.size());
+}
+
+void ToField(const element& e, std::string_view name, Field* f) {
+  // Rows of a table repeat their field names: usually the name is already there.
+  if (f->name.size() != name.size() || std::memcmp(f->name.data(), name.data(), name.size()) != 0) {
+    Assign(name, &f->name);
+  }
   f->s.clear();
   f->b = false;
   f->i = 0;
@@ -51,8 +78,7 @@ Status ToField(const element& e, std::string_view name, Field* f) {
       break;
     case element_type::STRING: {
       f->kind = FieldKind::kString;
-      std::string_view s = std::string_view(e);
-      f->s.assign(s.data(), s.size());
+      Assign(std::string_view(e), &f->s);
       break;
     }
     case element_type::ARRAY:
@@ -61,7 +87,6 @@ Status ToField(const element& e, std::string_view name, Field* f) {
       f->s = simdjson::minify(e);
       break;
   }
-  return Status::Ok();
 }
 
 // Engages *out reusing `spare`'s storage (fields and their strings keep their capacity), or
@@ -77,21 +102,24 @@ void Disengage(std::optional<RowImage>* out, RowImage* spare) {
   }
 }
 
-// An object (row image) or null; anything else is an error at `path`. Reuses the storage of
-// *out (or `spare`): the fields keep their strings' capacity from one message to the next.
-Status ToRowImage(const element& e, const std::string& path, std::optional<RowImage>* out,
-                  RowImage* spare) {
+// An object (row image) or null; anything else is an error at `path` (+ "." + `member` when
+// given). Reuses the storage of *out (or `spare`): the fields keep their strings' capacity from
+// one message to the next.
+Status ToRowImage(const element& e, std::string_view path, std::string_view member,
+                  std::optional<RowImage>* out, RowImage* spare) {
   if (IsNull(e)) {
     Disengage(out, spare);
     return Status::Ok();
   }
   object obj;
-  if (e.get(obj) != simdjson::SUCCESS) return Bad(path, "expected object or null");
+  if (e.get(obj) != simdjson::SUCCESS) {
+    return Bad(member.empty() ? std::string(path) : Join(path, member), "expected object or null");
+  }
   RowImage& row = Engage(out, spare);
   size_t n = 0;
   for (auto [k, v] : obj) {
     if (n == row.fields.size()) row.fields.emplace_back();
-    SPLITSTREAM_RETURN_IF_ERROR(ToField(v, k, &row.fields[n]));
+    ToField(v, k, &row.fields[n]);
     ++n;
   }
   row.fields.resize(n);
@@ -99,7 +127,7 @@ Status ToRowImage(const element& e, const std::string& path, std::optional<RowIm
 }
 
 // A changefeed key: a JSON array of primary-key values, named by position.
-Status ArrayToRowImage(const element& e, const std::string& path, std::optional<RowImage>* out,
+Status ArrayToRowImage(const element& e, std::string_view path, std::optional<RowImage>* out,
                        RowImage* spare) {
   simdjson::dom::array arr;
   if (e.get(arr) != simdjson::SUCCESS) return Bad(path, "expected array");
@@ -108,32 +136,132 @@ Status ArrayToRowImage(const element& e, const std::string& path, std::optional<
   size_t i = 0;
   for (element v : arr) {
     row.fields.emplace_back();
-    SPLITSTREAM_RETURN_IF_ERROR(ToField(v, std::to_string(i++), &row.fields.back()));
+    ToField(v, std::to_string(i++), &row.fields.back());
   }
   return Status::Ok();
 }
 
-Status OptionalString(const object& obj, std::string_view name, const std::string& path,
-                      std::string* out, bool* present = nullptr) {
-  element e;
-  if (present) *present = false;
-  if (!Member(obj, name, &e) || IsNull(e)) return Status::Ok();
+// A member found by a one-pass scan of an object (first occurrence wins, as object::at_key).
+// An optional rather than an element and a flag: the scanners' structs are built for every
+// message, and this way nothing but the flags is initialized.
+struct Slot {
+  std::optional<element> e;
+  bool found() const { return e.has_value(); }
+  void Set(const element& v) {
+    if (!e) e = v;
+  }
+  // Present and not null.
+  bool Valued() const { return e && !IsNull(*e); }
+};
+
+// The string member `name` of the object at `path` when present and not null (*present
+// then), an error when it is not a string.
+Status OptionalString(const Slot& m, const ObjectPath& path, std::string_view name,
+                      std::string_view* out, bool* present) {
+  *present = false;
+  if (!m.Valued()) return Status::Ok();
+  if (m.e->get(*out) != simdjson::SUCCESS) return Bad(path.Str(name), "expected string");
+  *present = true;
+  return Status::Ok();
+}
+
+Status OptionalString(const Slot& m, const ObjectPath& path, std::string_view name,
+                      std::string* out, bool* present) {
   std::string_view s;
-  if (e.get(s) != simdjson::SUCCESS) return Bad(path + "." + std::string(name), "expected string");
-  out->assign(s.data(), s.size());
-  if (present) *present = true;
+  SPLITSTREAM_RETURN_IF_ERROR(OptionalString(m, path, name, &s, present));
+  if (*present) out->assign(s.data(), s.size());
   return Status::Ok();
 }
 
-Status OptionalInt(const object& obj, std::string_view name, const std::string& path,
-                   int64_t* out) {
+Status OptionalString(const object& obj, std::string_view name, std::string_view path,
+                      std::string* out, bool* present) {
+  Slot m;
   element e;
-  if (!Member(obj, name, &e) || IsNull(e)) return Status::Ok();
-  if (e.get(*out) != simdjson::SUCCESS) {
-    return Bad(path + "." + std::string(name), "expected integer");
-  }
+  if (Member(obj, name, &e)) m.Set(e);
+  return OptionalString(m, ObjectPath{path, {}}, name, out, present);
+}
+
+Status OptionalInt(const Slot& m, const ObjectPath& path, std::string_view name, int64_t* out) {
+  if (!m.Valued()) return Status::Ok();
+  if (m.e->get(*out) != simdjson::SUCCESS) return Bad(path.Str(name), "expected integer");
   return Status::Ok();
 }
+
+// k == lit, for a key whose size the caller already matched to the literal's: a fixed-size
+// compare the compiler inlines.
+template <size_t N>
+bool SameKey(std::string_view k, const char (&lit)[N]) {
+  return std::memcmp(k.data(), lit, N - 1) == 0;
+}
+
+// The members of a Debezium envelope (or of the JSON converter's wrapper: payload, schema)
+// that the decoder reads, in one pass instead of one object::at_key scan each.
+struct EnvelopeMembers {
+  Slot payload, schema, op, source, before, after;
+
+  void Scan(const object& obj) {
+    for (auto [k, v] : obj) {
+      switch (k.size()) {
+        case 2:
+          if (SameKey(k, "op")) op.Set(v);
+          break;
+        case 5:
+          if (SameKey(k, "after")) after.Set(v);
+          break;
+        case 6:
+          if (SameKey(k, "source")) {
+            source.Set(v);
+          } else if (SameKey(k, "before")) {
+            before.Set(v);
+          } else if (SameKey(k, "schema")) {
+            schema.Set(v);
+          }
+          break;
+        case 7:
+          if (SameKey(k, "payload")) payload.Set(v);
+          break;
+      }
+    }
+  }
+};
+
+// The members of a Debezium `source` block that the decoder reads.
+struct SourceMembers {
+  Slot connector, schema, table, lsn, ts_ms, tx_id, snapshot, sequence;
+
+  void Scan(const object& obj) {
+    for (auto [k, v] : obj) {
+      switch (k.size()) {
+        case 3:
+          if (SameKey(k, "lsn")) lsn.Set(v);
+          break;
+        case 4:
+          if (SameKey(k, "txId")) tx_id.Set(v);
+          break;
+        case 5:
+          if (SameKey(k, "ts_ms")) {
+            ts_ms.Set(v);
+          } else if (SameKey(k, "table")) {
+            table.Set(v);
+          }
+          break;
+        case 6:
+          if (SameKey(k, "schema")) schema.Set(v);
+          break;
+        case 8:
+          if (SameKey(k, "sequence")) {
+            sequence.Set(v);
+          } else if (SameKey(k, "snapshot")) {
+            snapshot.Set(v);
+          }
+          break;
+        case 9:
+          if (SameKey(k, "connector")) connector.Set(v);
+          break;
+      }
+    }
+  }
+};
 
 bool ParseUint64(std::string_view s, uint64_t* v) {
   if (s.empty()) return false;
@@ -236,10 +364,17 @@ const Field* RowImage::Find(std::string_view name) const {
 }
 
 struct Decoder::Impl {
+  DecoderOptions options;
   simdjson::dom::parser value_parser;
   simdjson::dom::parser key_parser;
   // Storage of absent row images, kept for the next record that has one (DecodeInto).
   RowImage spare_key, spare_before, spare_after;
+
+  // Whether the key of *rec's message is to be decoded (DecoderOptions::key), once its value
+  // was.
+  bool WantKey(const ChangeRecord& rec) const {
+    return options.key == KeyDecoding::kAlways || !rec.after.has_value() || rec.op == Op::kDelete;
+  }
 
   // Clears *rec for a new message, keeping the storage of its strings and row images.
   void Reset(ChangeRecord* rec) {
@@ -270,12 +405,12 @@ struct Decoder::Impl {
       return Bad("key", std::string("malformed JSON: ") + simdjson::error_message(err));
     }
     element payload, schema;
-    std::string path = "key";
+    std::string_view path = "key";
     if (Unwrap(doc, &payload, &schema)) {
       doc = payload;
       path = "key.payload";
     }
-    return ToRowImage(doc, path, &rec->key, &spare_key);
+    return ToRowImage(doc, path, {}, &rec->key, &spare_key);
   }
 
   Status DecodeChangefeedKey(std::optional<std::string_view> key, ChangeRecord* rec) {
@@ -287,16 +422,20 @@ struct Decoder::Impl {
     return ArrayToRowImage(doc, "key", &rec->key, &spare_key);
   }
 
-  Status DebeziumPayload(const element& payload, const element* schema, const std::string& path,
-                         ChangeRecord* rec) {
+  // `m`: the members of the payload (when it is an object), `src`: those of its `source`
+  // (when that is an object).
+  Status DebeziumPayload(const element& payload, const EnvelopeMembers& m, const SourceMembers& src,
+                         const element* schema, std::string_view path, ChangeRecord* rec) {
     rec->format = SourceFormat::kDebezium;
-    object obj;
-    if (payload.get(obj) != simdjson::SUCCESS) return Bad(path, "expected object");
-    std::string op;
+    if (payload.type() != element_type::OBJECT) return Bad(path, "expected object");
+    std::string_view op;
     bool has_op = false;
-    SPLITSTREAM_RETURN_IF_ERROR(OptionalString(obj, "op", path, &op, &has_op));
-    if (!has_op) return Bad(path + ".op", "missing");
-    if (op.size() != 1) return Bad(path + ".op", "unknown operation '" + op + "'");
+    SPLITSTREAM_RETURN_IF_ERROR(OptionalString(m.op, ObjectPath{path, {}}, "op", &op, &has_op));
+    if (!has_op) return Bad(Join(path, "op"), "missing");
+    auto unknown_op = [&] {
+      return Bad(Join(path, "op"), "unknown operation '" + std::string(op) + "'");
+    };
+    if (op.size() != 1) return unknown_op();
     switch (op[0]) {
       case 'c':
       case 'u':
@@ -311,98 +450,98 @@ struct Decoder::Impl {
         rec->kind = ChangeRecord::Kind::kMessage;
         break;
       default:
-        return Bad(path + ".op", "unknown operation '" + op + "'");
+        return unknown_op();
     }
     rec->op = static_cast<Op>(op[0]);
 
-    element source_el;
-    object source;
-    std::string spath = path + ".source";
-    if (!Member(obj, "source", &source_el)) return Bad(spath, "missing");
-    if (source_el.get(source) != simdjson::SUCCESS) return Bad(spath, "expected object");
+    if (!m.source.found()) return Bad(Join(path, "source"), "missing");
+    if (m.source.e->type() != element_type::OBJECT)
+      return Bad(Join(path, "source"), "expected object");
+    const ObjectPath spath{path, "source"};
     bool has_schema = false, has_table = false;
-    SPLITSTREAM_RETURN_IF_ERROR(OptionalString(source, "schema", spath, &rec->schema, &has_schema));
-    SPLITSTREAM_RETURN_IF_ERROR(OptionalString(source, "table", spath, &rec->table, &has_table));
+    SPLITSTREAM_RETURN_IF_ERROR(
+        OptionalString(src.schema, spath, "schema", &rec->schema, &has_schema));
+    SPLITSTREAM_RETURN_IF_ERROR(OptionalString(src.table, spath, "table", &rec->table, &has_table));
     if (rec->kind != ChangeRecord::Kind::kMessage) {
-      if (!has_schema) return Bad(spath + ".schema", "missing");
-      if (!has_table) return Bad(spath + ".table", "missing");
+      if (!has_schema) return Bad(spath.Str("schema"), "missing");
+      if (!has_table) return Bad(spath.Str("table"), "missing");
     }
     int64_t lsn = 0, ts_ms = 0, tx_id = 0;
-    SPLITSTREAM_RETURN_IF_ERROR(OptionalInt(source, "lsn", spath, &lsn));
-    SPLITSTREAM_RETURN_IF_ERROR(OptionalInt(source, "ts_ms", spath, &ts_ms));
-    SPLITSTREAM_RETURN_IF_ERROR(OptionalInt(source, "txId", spath, &tx_id));
-    if (lsn < 0) return Bad(spath + ".lsn", "negative");
+    SPLITSTREAM_RETURN_IF_ERROR(OptionalInt(src.lsn, spath, "lsn", &lsn));
+    SPLITSTREAM_RETURN_IF_ERROR(OptionalInt(src.ts_ms, spath, "ts_ms", &ts_ms));
+    SPLITSTREAM_RETURN_IF_ERROR(OptionalInt(src.tx_id, spath, "txId", &tx_id));
+    if (lsn < 0) return Bad(spath.Str("lsn"), "negative");
     if (tx_id < 0 || tx_id > std::numeric_limits<uint32_t>::max()) {
-      return Bad(spath + ".txId", "out of range");
+      return Bad(spath.Str("txId"), "out of range");
     }
     rec->lsn = Lsn(static_cast<uint64_t>(lsn));
     rec->source_ts_ms = ts_ms;
     rec->tx_id = static_cast<uint32_t>(tx_id);
-    element e;
-    if (Member(source, "snapshot", &e) && !IsNull(e)) {
+    if (src.snapshot.Valued()) {
       std::string_view s;
       bool b;
-      if (e.get(s) == simdjson::SUCCESS) {
+      if (src.snapshot.e->get(s) == simdjson::SUCCESS) {
         rec->snapshot.assign(s.data(), s.size());
-      } else if (e.get(b) == simdjson::SUCCESS) {  // Debezium before 1.x wrote a boolean
+      } else if (src.snapshot.e->get(b) == simdjson::SUCCESS) {  // Debezium before 1.x: a boolean
         rec->snapshot = b ? "true" : "false";
       } else {
-        return Bad(spath + ".snapshot", "expected string");
+        return Bad(spath.Str("snapshot"), "expected string");
       }
     }
-    std::string sequence;
+    std::string_view sequence;
     bool has_sequence = false;
     SPLITSTREAM_RETURN_IF_ERROR(
-        OptionalString(source, "sequence", spath, &sequence, &has_sequence));
+        OptionalString(src.sequence, spath, "sequence", &sequence, &has_sequence));
     if (has_sequence) {
       uint64_t commit = 0, current = 0;
       if (!ParseSequence(sequence, &commit, &current)) {
-        return Bad(spath + ".sequence", "expected a JSON array of two LSN strings");
+        return Bad(spath.Str("sequence"), "expected a JSON array of two LSN strings");
       }
       rec->commit_lsn = Lsn(commit);
     }
 
-    if (Member(obj, "before", &e)) {
-      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".before", &rec->before, &spare_before));
+    if (m.before.found()) {
+      SPLITSTREAM_RETURN_IF_ERROR(
+          ToRowImage(*m.before.e, path, "before", &rec->before, &spare_before));
     }
-    if (Member(obj, "after", &e)) {
-      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".after", &rec->after, &spare_after));
+    if (m.after.found()) {
+      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(*m.after.e, path, "after", &rec->after, &spare_after));
     }
     if (rec->kind == ChangeRecord::Kind::kRow && rec->op != Op::kDelete && !rec->after) {
-      return Bad(path + ".after", "expected object for op " + op);
+      return Bad(Join(path, "after"), "expected object for op " + std::string(op));
     }
     if (schema != nullptr) ReadAfterSchema(*schema, &rec->after_schema);
     return Status::Ok();
   }
 
-  Status ChangefeedPayload(const element& payload, const std::string& path, ChangeRecord* rec) {
+  Status ChangefeedPayload(const element& payload, std::string_view path, ChangeRecord* rec) {
     rec->format = SourceFormat::kChangefeed;
     object obj;
     if (payload.get(obj) != simdjson::SUCCESS) return Bad(path, "expected object");
     element e;
     if (Member(obj, "resolved", &e)) {
       std::string_view s;
-      if (e.get(s) != simdjson::SUCCESS) return Bad(path + ".resolved", "expected string");
+      if (e.get(s) != simdjson::SUCCESS) return Bad(Join(path, "resolved"), "expected string");
       if (!ParseHlc(s, &rec->hlc_wall_ns, &rec->hlc_logical)) {
-        return Bad(path + ".resolved", "expected \"<wall nanos>.<logical>\"");
+        return Bad(Join(path, "resolved"), "expected \"<wall nanos>.<logical>\"");
       }
       rec->kind = ChangeRecord::Kind::kResolved;
       rec->resolved.assign(s.data(), s.size());
       return Status::Ok();
     }
     rec->kind = ChangeRecord::Kind::kRow;
-    if (!Member(obj, "after", &e)) return Bad(path + ".after", "missing");
-    SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".after", &rec->after, &spare_after));
+    if (!Member(obj, "after", &e)) return Bad(Join(path, "after"), "missing");
+    SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path, "after", &rec->after, &spare_after));
     bool has_before = Member(obj, "before", &e);
     if (has_before) {
-      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path + ".before", &rec->before, &spare_before));
+      SPLITSTREAM_RETURN_IF_ERROR(ToRowImage(e, path, "before", &rec->before, &spare_before));
     }
     std::string op;
     bool has_op = false;
     SPLITSTREAM_RETURN_IF_ERROR(OptionalString(obj, "op", path, &op, &has_op));
     if (has_op) {  // enriched envelope
       if (op != "c" && op != "u" && op != "d") {
-        return Bad(path + ".op", "unknown operation '" + op + "'");
+        return Bad(Join(path, "op"), "unknown operation '" + op + "'");
       }
       rec->op = static_cast<Op>(op[0]);
     } else if (!rec->after) {
@@ -416,12 +555,12 @@ struct Decoder::Impl {
     SPLITSTREAM_RETURN_IF_ERROR(OptionalString(obj, "updated", path, &rec->resolved, &has_updated));
     if (has_updated) {
       if (!ParseHlc(rec->resolved, &rec->hlc_wall_ns, &rec->hlc_logical)) {
-        return Bad(path + ".updated", "expected \"<wall nanos>.<logical>\"");
+        return Bad(Join(path, "updated"), "expected \"<wall nanos>.<logical>\"");
       }
       rec->source_ts_ms = rec->hlc_wall_ns / 1'000'000;
     }
-    if (Member(obj, "key", &e)) {  // key_in_value
-      SPLITSTREAM_RETURN_IF_ERROR(ArrayToRowImage(e, path + ".key", &rec->key, &spare_key));
+    if (WantKey(*rec) && Member(obj, "key", &e)) {  // key_in_value
+      SPLITSTREAM_RETURN_IF_ERROR(ArrayToRowImage(e, Join(path, "key"), &rec->key, &spare_key));
     }
     return Status::Ok();
   }
@@ -444,24 +583,34 @@ struct Decoder::Impl {
     if (auto err = value_parser.parse(value->data(), value->size()).get(doc)) {
       return Bad("value", std::string("malformed JSON: ") + simdjson::error_message(err));
     }
+    // One pass over the top-level object finds both the JSON converter's wrapper members and,
+    // when there is no wrapper, the envelope's; a wrapped payload gets its own pass.
+    EnvelopeMembers m;
+    object obj;
+    if (doc.get(obj) == simdjson::SUCCESS) m.Scan(obj);
     element payload = doc, schema;
-    std::string path = "value";
-    bool wrapped = Unwrap(doc, &payload, &schema);
-    if (wrapped) path = "value.payload";
-    bool debezium = hint == 1;
-    if (hint == 0) {
-      object obj, source;
-      element src, connector;
-      debezium = payload.get(obj) == simdjson::SUCCESS && Member(obj, "source", &src) &&
-                 src.get(source) == simdjson::SUCCESS && Member(source, "connector", &connector);
+    std::string_view path = "value";
+    const bool wrapped = m.payload.found() && m.schema.found();
+    if (wrapped) {
+      payload = *m.payload.e;
+      schema = *m.schema.e;
+      path = "value.payload";
+      m = EnvelopeMembers();
+      if (payload.get(obj) == simdjson::SUCCESS) m.Scan(obj);
     }
+    SourceMembers src;
+    object source;
+    const bool has_source = hint != 2 && payload.type() == element_type::OBJECT &&
+                            m.source.found() && m.source.e->get(source) == simdjson::SUCCESS;
+    if (has_source) src.Scan(source);
+    const bool debezium = hint == 1 || (hint == 0 && has_source && src.connector.found());
     if (debezium) {
       if (wrapped && IsNull(payload)) {  // schema-enabled tombstone written as a null payload
         return Decode(1, topic, key, std::nullopt, out);
       }
       SPLITSTREAM_RETURN_IF_ERROR(
-          DebeziumPayload(payload, wrapped ? &schema : nullptr, path, &rec));
-      if (rec.kind != ChangeRecord::Kind::kTruncate) {
+          DebeziumPayload(payload, m, src, wrapped ? &schema : nullptr, path, &rec));
+      if (rec.kind != ChangeRecord::Kind::kTruncate && WantKey(rec)) {
         SPLITSTREAM_RETURN_IF_ERROR(DecodeDebeziumKey(key, &rec));
       }
       return Status::Ok();
@@ -477,7 +626,8 @@ struct Decoder::Impl {
                                  prev == std::string_view::npos ? last : last - prev - 1));
     }
     SPLITSTREAM_RETURN_IF_ERROR(ChangefeedPayload(payload, path, &rec));
-    if (rec.kind == ChangeRecord::Kind::kRow && key) {  // the Kafka key wins over key_in_value
+    // The Kafka key wins over key_in_value.
+    if (rec.kind == ChangeRecord::Kind::kRow && key && WantKey(rec)) {
       Disengage(&rec.key, &spare_key);
       SPLITSTREAM_RETURN_IF_ERROR(DecodeChangefeedKey(key, &rec));
     }
@@ -492,7 +642,9 @@ struct Decoder::Impl {
   }
 };
 
-Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
+Decoder::Decoder(DecoderOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+}
 Decoder::~Decoder() = default;
 
 Result<ChangeRecord> Decoder::DecodeDebezium(std::string_view topic,

@@ -113,6 +113,81 @@ TEST(DecoderTest, MalformedFieldsNameTheirPath) {
             "value.after: missing");
 }
 
+TEST(DecoderTest, KeyUnlessAfterSkipsTheKeyOfRowsWithAnAfterImage) {
+  Decoder lazy({.key = KeyDecoding::kUnlessAfter});
+  Decoder eager;
+  ChangeRecord rec;
+  // An insert: the key is neither decoded nor validated.
+  ASSERT_TRUE(lazy.DecodeInto("dbserver1.public.customers", R"({"id":1})", kEnvelope, &rec).ok());
+  EXPECT_EQ(rec.after->Find("id")->i, 1);
+  EXPECT_FALSE(rec.key.has_value());
+  EXPECT_TRUE(lazy.DecodeInto("dbserver1.public.customers", "not json", kEnvelope, &rec).ok());
+  EXPECT_FALSE(rec.key.has_value());
+  EXPECT_TRUE(eager.Decode("dbserver1.public.customers", "not json", kEnvelope)
+                  .status()
+                  .message()
+                  .starts_with("key: malformed JSON"));
+  // A delete (no after) still gets its key, into the same reused record, and a bad one is
+  // still an error.
+  std::string del(kEnvelope);
+  del.replace(del.find(R"("op":"c")"), 8, R"("op":"d")");
+  del.replace(0, del.find(R"(,"source")"), R"({"before":{"id":7},"after":null)");
+  ASSERT_TRUE(lazy.DecodeInto("dbserver1.public.customers", R"({"id":7})", del, &rec).ok());
+  EXPECT_EQ(rec.op, Op::kDelete);
+  EXPECT_FALSE(rec.after.has_value());
+  ASSERT_TRUE(rec.key.has_value());
+  EXPECT_EQ(rec.key->Find("id")->i, 7);
+  EXPECT_EQ(lazy.Decode("dbserver1.public.customers", "[1]", del).status().message(),
+            "key: expected object or null");
+  // A delete that (unlike Debezium's) carries an `after` image still gets its key.
+  std::string odd(kEnvelope);
+  odd.replace(odd.find(R"("op":"c")"), 8, R"("op":"d")");
+  auto odd_rec = lazy.Decode("dbserver1.public.customers", R"({"id":1})", odd);
+  ASSERT_TRUE(odd_rec.ok()) << odd_rec.status().ToString();
+  ASSERT_TRUE(odd_rec->key.has_value());
+  EXPECT_EQ(odd_rec->key->Find("id")->i, 1);
+  // Tombstones, and then an insert again: the key from before does not linger.
+  auto tomb = lazy.Decode("dbserver1.public.customers", R"({"id":7})", std::nullopt);
+  ASSERT_TRUE(tomb.ok());
+  EXPECT_EQ(tomb->key->Find("id")->i, 7);
+  ASSERT_TRUE(lazy.DecodeInto("dbserver1.public.customers", R"({"id":1})", kEnvelope, &rec).ok());
+  EXPECT_FALSE(rec.key.has_value());
+  // Changefeed: a row with `after` skips both the Kafka key and key_in_value; a delete keeps
+  // the Kafka key.
+  auto upsert = lazy.DecodeChangefeed("db.public.t", "[1]",
+                                      R"({"after":{"id":1},"key":[1],"updated":"10.0"})");
+  ASSERT_TRUE(upsert.ok()) << upsert.status().ToString();
+  EXPECT_FALSE(upsert->key.has_value());
+  EXPECT_TRUE(eager.DecodeChangefeed("db.public.t", "[1]", R"({"after":{"id":1}})")->key);
+  auto gone = lazy.DecodeChangefeed("db.public.t", "[5]", R"({"after":null,"updated":"10.0"})");
+  ASSERT_TRUE(gone.ok()) << gone.status().ToString();
+  EXPECT_EQ(gone->op, Op::kDelete);
+  ASSERT_TRUE(gone->key.has_value());
+  EXPECT_EQ(gone->key->Find("0")->i, 5);
+}
+
+// The decoder reads the envelope's members in one pass: where a member is duplicated the
+// first one counts (as simdjson's at_key), and members in any order are found.
+TEST(DecoderTest, EnvelopeMembersInAnyOrderFirstDuplicateWins) {
+  Decoder dec;
+  auto rec = dec.Decode(
+      "p.public.t", std::nullopt,
+      R"({"op":"u","op":"d","after":{"id":2},"source":{"lsn":5,"table":"t","schema":"public",)"
+      R"("lsn":6,"connector":"postgresql","txId":3},"before":{"id":1},"after":{"id":3}})");
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(rec->op, Op::kUpdate);
+  EXPECT_EQ(rec->lsn, Lsn(5));
+  EXPECT_EQ(rec->tx_id, 3u);
+  EXPECT_EQ(rec->after->Find("id")->i, 2);
+  EXPECT_EQ(rec->before->Find("id")->i, 1);
+  auto wrapped = dec.Decode(
+      "p.public.t", std::nullopt,
+      R"({"payload":{"source":{"connector":"postgresql","schema":"public","table":"t","lsn":1},)"
+      R"("op":"c","after":{"x":1}},"schema":{}})");
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status().ToString();
+  EXPECT_EQ(wrapped->after->Find("x")->i, 1);
+}
+
 struct Fixture {
   std::string name, topic, value;
   std::optional<std::string> key;

@@ -210,43 +210,49 @@ std::optional<int64_t> DaysFromCivil(int y, int m, int d) {
   return sys_days(ymd).time_since_epoch().count();
 }
 
+// The two ASCII digits at p as a number, or -1.
+int TwoDigits(const char* p) {
+  const unsigned hi = static_cast<unsigned char>(p[0]) - unsigned{'0'};
+  const unsigned lo = static_cast<unsigned char>(p[1]) - unsigned{'0'};
+  return hi < 10 && lo < 10 ? static_cast<int>(hi * 10 + lo) : -1;
+}
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
 // "YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}](Z|±HH:MM)" → µs since the epoch (UTC); Debezium's
-// ZonedTimestamp. "infinity"/"-infinity" clamp to the int64 range.
+// ZonedTimestamp. "infinity"/"-infinity" clamp to the int64 range. Every timestamp of every
+// row goes through here: the fixed-position fields are read two digits at a time.
 std::optional<int64_t> ParseIsoMicros(std::string_view s) {
   if (s == "infinity") return std::numeric_limits<int64_t>::max();
   if (s == "-infinity") return std::numeric_limits<int64_t>::min();
-  int y, mo, d, h, mi, sec;
-  if (!ParseDigits(s, 0, 4, &y) || s.size() < 19 || s[4] != '-' || !ParseDigits(s, 5, 2, &mo) ||
-      s[7] != '-' || !ParseDigits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != ' ') ||
-      !ParseDigits(s, 11, 2, &h) || s[13] != ':' || !ParseDigits(s, 14, 2, &mi) || s[16] != ':' ||
-      !ParseDigits(s, 17, 2, &sec) || h > 23 || mi > 59 || sec > 60) {
+  if (s.size() < 20) return std::nullopt;  // 19 characters and a zone at least
+  const char* p = s.data();
+  const int y_hi = TwoDigits(p), y_lo = TwoDigits(p + 2), mo = TwoDigits(p + 5),
+            d = TwoDigits(p + 8), h = TwoDigits(p + 11), mi = TwoDigits(p + 14),
+            sec = TwoDigits(p + 17);
+  if ((y_hi | y_lo | mo | d | h | mi | sec) < 0 || p[4] != '-' || p[7] != '-' ||
+      (p[10] != 'T' && p[10] != ' ') || p[13] != ':' || p[16] != ':' || h > 23 || mi > 59 ||
+      sec > 60) {
     return std::nullopt;
   }
-  auto days = DaysFromCivil(y, mo, d);
+  auto days = DaysFromCivil(y_hi * 100 + y_lo, mo, d);
   if (!days) return std::nullopt;
   size_t pos = 19;
   int64_t frac_us = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    size_t digits = 0;
-    int64_t scale = 100000;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (digits < 6) frac_us += (s[pos] - '0') * scale;
-      scale /= 10;
-      ++digits;
-      ++pos;
-    }
+  if (s[pos] == '.') {
+    const size_t start = ++pos;
+    while (pos < s.size() && IsDigit(s[pos])) ++pos;
+    const size_t digits = pos - start;
     if (digits == 0 || digits > 9) return std::nullopt;
+    for (size_t i = 0; i < 6; ++i) frac_us = frac_us * 10 + (i < digits ? s[start + i] - '0' : 0);
   }
   int64_t offset_s = 0;
   if (pos < s.size() && s[pos] == 'Z') {
     ++pos;
   } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    int oh, om;
-    if (!ParseDigits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !ParseDigits(s, pos + 4, 2, &om)) {
-      return std::nullopt;
-    }
+    if (pos + 6 > s.size() || s[pos + 3] != ':') return std::nullopt;
+    const int oh = TwoDigits(p + pos + 1), om = TwoDigits(p + pos + 4);
+    if ((oh | om) < 0) return std::nullopt;
     offset_s = (oh * 3600 + om * 60) * (s[pos] == '+' ? 1 : -1);
     pos += 6;
   } else {
@@ -679,6 +685,18 @@ Status EncodeRow(const Table& t, const RowContext& row, RowBinaryWriter& w) {
       continue;
     }
     if (c.type.nullable) w.NullMarker(false);
+    // The most common pairs inline (no Status on the way); WriteValue does the same for them.
+    if (c.origin == Origin::kField) {
+      if (c.type.base == Base::kString &&
+          (f->kind == FieldKind::kString || f->kind == FieldKind::kJson)) {
+        w.String(f->s);
+        continue;
+      }
+      if (c.type.base == Base::kInt64 && f->kind == FieldKind::kInt) {
+        w.Int64(f->i);
+        continue;
+      }
+    }
     SPLITSTREAM_RETURN_IF_ERROR(WriteValue(t, c, *f, row.SchemaType(c.field), w, ts));
   }
   return Status::Ok();

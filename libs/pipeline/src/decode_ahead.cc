@@ -22,7 +22,8 @@ Status DecodeMessage(debezium::Decoder& decoder, const kafka::Message& message,
   return Status::InvalidArgument("decode: " + what);
 }
 
-DecodeAhead::DecodeAhead() : slots_(std::make_unique<Slot[]>(kCapacity)) {
+DecodeAhead::DecodeAhead(debezium::DecoderOptions options)
+    : slots_(std::make_unique<Slot[]>(kCapacity)), options_(options), decoder_(options) {
   worker_ = std::thread([this] { Work(); });
 }
 
@@ -121,7 +122,7 @@ void DecodeAhead::Settle() {
 }
 
 void DecodeAhead::Work() {
-  debezium::Decoder decoder;
+  debezium::Decoder decoder(options_);
   while (!stop_.load()) {
     uint64_t begin, end;
     if (Claim(&begin, &end)) {

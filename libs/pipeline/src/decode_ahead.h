@@ -48,7 +48,8 @@ class DecodeAhead {
     std::atomic<bool> ready{false};
   };
 
-  DecodeAhead();   // starts the worker
+  // Starts the worker; every decoder (the worker's, the sink thread's) decodes with `options`.
+  explicit DecodeAhead(debezium::DecoderOptions options);
   ~DecodeAhead();  // stops it; call it only while nothing announced is undecoded (Settle)
   DecodeAhead(const DecodeAhead&) = delete;
   DecodeAhead& operator=(const DecodeAhead&) = delete;
@@ -83,7 +84,8 @@ class DecodeAhead {
   uint64_t head_ = 0;               // next slot to hand out (sink thread only)
   std::atomic<uint64_t> tail_{0};   // one past the last announced slot
   std::atomic<uint64_t> claim_{0};  // next slot nobody has claimed
-  debezium::Decoder decoder_;       // the sink thread's
+  const debezium::DecoderOptions options_;
+  debezium::Decoder decoder_;  // the sink thread's
 
   std::mutex mu_;
   std::condition_variable work_cv_;   // the worker waits for announcements

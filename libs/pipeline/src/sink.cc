@@ -13,9 +13,9 @@ namespace splitstream::pipeline {
 
 ChangeTarget::ChangeTarget(ChangeWriter* writer, bool decode_ahead) : writer_(writer) {
   if (decode_ahead) {
-    ahead_ = std::make_unique<DecodeAhead>();
+    ahead_ = std::make_unique<DecodeAhead>(kDecoderOptions);
   } else {
-    decoder_ = std::make_unique<debezium::Decoder>();
+    decoder_ = std::make_unique<debezium::Decoder>(kDecoderOptions);
   }
 }
 

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "splitstream/clickhouse/client.h"
@@ -174,6 +176,87 @@ TEST(ClickHouseWriterTest, InsertBecomesOneRowBinaryRowWithBothTimestampColumns)
   want.Int64(1763633472000);
   EXPECT_EQ(ch.inserts[0].body, want.buffer());
   EXPECT_EQ(w->rows_written().at("assignments"), 1u);
+}
+
+// ISO-8601 timestamps (Debezium's ZonedTimestamp) → the DateTime and _us columns. Expected
+// seconds from Python's datetime.fromisoformat(...).timestamp().
+TEST(ClickHouseWriterTest, IsoTimestampForms) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  struct Case {
+    std::string ts;
+    std::optional<int64_t> us;  // nullopt: rejected
+  };
+  const Case cases[] = {
+      {"2026-11-20T10:11:12Z", 1795169472000000},
+      {"2026-11-20 10:11:12Z", 1795169472000000},
+      {"2026-11-20T10:11:12.5Z", 1795169472500000},
+      {"2026-11-20T10:11:12.000001Z", 1795169472000001},
+      {"2026-11-20T10:11:12.123456789Z", 1795169472123456},  // truncated to µs
+      {"2026-11-20T12:11:12+02:00", 1795169472000000},
+      {"2026-11-20T08:41:12.25-01:30", 1795169472250000},
+      {"2024-02-29T00:00:00Z", 1709164800000000},
+      {"2000-02-29T00:00:00Z", 951782400000000},
+      {"1900-02-29T00:00:00Z", std::nullopt},
+      {"2026-04-31T00:00:00Z", std::nullopt},
+      {"2026-11-00T00:00:00Z", std::nullopt},
+      {"2026-00-10T00:00:00Z", std::nullopt},
+      {"2016-12-31T23:59:60Z", 1483228800000000},  // a leap second
+      {"1969-12-31T23:59:59.5Z", -500000},
+      {"0001-01-01T00:00:00Z", -62135596800000000},
+      {"9999-12-31T23:59:59.999999Z", 253402300799999999},
+      {"infinity", kMax},
+      {"-infinity", std::numeric_limits<int64_t>::min()},
+      {"2026-11-20T10:11:12.1234567890Z", std::nullopt},  // more than 9 fraction digits
+      {"2026-11-20T10:11:12.Z", std::nullopt},
+      {"2026-11-20T10:11:12", std::nullopt},  // no zone
+      {"2026-11-20T10:11:12Zx", std::nullopt},
+      {"2026-11-20T10:11:12+02", std::nullopt},
+      {"2026-11-20T10:11:12+0200", std::nullopt},
+      {"2026-02-29T00:00:00Z", std::nullopt},
+      {"2026-13-01T00:00:00Z", std::nullopt},
+      {"2026-11-20T24:00:00Z", std::nullopt},
+      {"2026-11-20T10:60:00Z", std::nullopt},
+      {"2026-11-20T10:11:61Z", std::nullopt},
+      {"2026-11-2aT10:11:12Z", std::nullopt},
+      {"2026/11/20T10:11:12Z", std::nullopt},
+      {"2026-11-20X10:11:12Z", std::nullopt},
+      {"+2026-11-20T10:11:12Z", std::nullopt},
+      {"2026-11-20T10:11:1", std::nullopt},
+      {"", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.ts);
+    FakeClient ch;
+    AddAssignments(ch);
+    auto w = NewWriter(ch);
+    ASSERT_TRUE(w);
+    Status st = w->Add(Decode("assignments", Envelope("assignments", "c", "null",
+                                                      R"({"experiment_id":1,"user_id":"u1",)"
+                                                      R"("variant_id":2,"assigned_at":")" +
+                                                          c.ts + "\"}",
+                                                      4242)));
+    if (!c.us) {
+      EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(st.message().find("expected an ISO-8601 UTC timestamp"), std::string::npos)
+          << st.message();
+      continue;
+    }
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_TRUE(w->Flush().ok());
+    ASSERT_EQ(ch.inserts.size(), 1u);
+    int64_t s = *c.us / 1000000;  // floor
+    if (*c.us % 1000000 < 0) --s;
+    RowBinaryWriter want;
+    want.Int64(1);
+    want.String("u1");
+    want.Int64(2);
+    want.DateTime(s < 0 ? 0 : s > 0xffffffffLL ? 0xffffffffu : static_cast<uint32_t>(s));
+    want.Int64(*c.us);
+    want.UInt64(4242);
+    want.UInt8(0);
+    want.Int64(1763633472000);
+    EXPECT_EQ(ch.inserts[0].body, want.buffer());
+  }
 }
 
 TEST(ClickHouseWriterTest, DeleteWritesKeyDefaultsAndTheDeletedFlag) {

@@ -72,9 +72,26 @@ struct ChangeRecord {
   std::vector<std::pair<std::string, std::string>> after_schema;
 };
 
+// Which messages get their Kafka key decoded into ChangeRecord::key.
+enum class KeyDecoding : uint8_t {
+  // Every message with a key (default): a malformed key is an error on any message.
+  kAlways,
+  // Unless the record has an `after` image: the key is decoded only for records without one
+  // (deletes, tombstones, logical messages) and for deletes (op d) whatever they carry. The
+  // sink's ClickHouse writer reads the key only for a delete without `before`, and the key is
+  // a second JSON document to parse. For a record with `after` (not a delete), `key` stays
+  // empty and the Kafka key (and a changefeed's `key_in_value` key) is neither parsed nor
+  // validated: a malformed key on such a message is no error.
+  kUnlessAfter,
+};
+
+struct DecoderOptions {
+  KeyDecoding key = KeyDecoding::kAlways;
+};
+
 class Decoder {
  public:
-  Decoder();
+  explicit Decoder(DecoderOptions options = {});
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;

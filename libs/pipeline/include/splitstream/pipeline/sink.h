@@ -140,7 +140,9 @@ class DecodeAhead;  // src/decode_ahead.h
 // A SinkTarget that decodes Debezium / CockroachDB changefeed messages (debezium::Decoder) and
 // hands row changes and truncates to a ChangeWriter. Tombstones, changefeed `resolved`
 // messages and logical messages write nothing. A message that does not decode is
-// InvalidArgument ("decode: ..."). Does not own `writer`.
+// InvalidArgument ("decode: ..."). Does not own `writer`. The Kafka key is decoded only for
+// records without an `after` image (debezium::KeyDecoding::kUnlessAfter): the writer reads it
+// only for a delete without `before`, so a malformed key on an insert or update is not an error.
 //
 // With `decode_ahead` (the default), messages the sink announces (Prepare) are decoded by a
 // worker thread while the sink's thread encodes the ones before them (src/decode_ahead.h): the
@@ -160,6 +162,10 @@ class ChangeTarget final : public SinkTarget {
   std::map<std::string, uint64_t> rows_written() const override { return writer_->rows_written(); }
   size_t Prepare(std::span<const kafka::Message* const> upcoming) override;
   void SettlePrepared() override;
+
+  // How every decoder of a ChangeTarget decodes.
+  static constexpr debezium::DecoderOptions kDecoderOptions{
+      .key = debezium::KeyDecoding::kUnlessAfter};
 
  private:
   Status Write(const debezium::ChangeRecord& change);
