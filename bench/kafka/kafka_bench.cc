@@ -105,7 +105,8 @@ std::string FilledTopic(const std::string& brokers, int64_t count) {
 }
 
 // Arg 0: librdkafka's prefetch defaults (queued.min.messages=100000,
-// queued.max.messages.kbytes=65536, fetch.wait.max.ms=500); arg 1: libs/kafka's defaults.
+// queued.max.messages.kbytes=65536, fetch.wait.max.ms=500, max.partition.fetch.bytes=1048576);
+// arg 1: libs/kafka's defaults.
 void BM_ConsumeFromBroker(benchmark::State& state) {
   const char* brokers = std::getenv("SPLITSTREAM_KAFKA_BROKERS");
   if (brokers == nullptr || *brokers == 0) {
@@ -128,7 +129,8 @@ void BM_ConsumeFromBroker(benchmark::State& state) {
     if (state.range(0) == 0) {
       options.overrides = {{"queued.min.messages", "100000"},
                            {"queued.max.messages.kbytes", "65536"},
-                           {"fetch.wait.max.ms", "500"}};
+                           {"fetch.wait.max.ms", "500"},
+                           {"max.partition.fetch.bytes", "1048576"}};
     }
     auto consumer = Consumer::Create(options);
     if (!consumer.ok()) {
