@@ -57,6 +57,7 @@ struct SinkCommandOptions {
   uint64_t batch_rows = 10000;
   uint64_t batch_bytes = 64ull << 20;
   int64_t flush_ms = 1000;
+  int64_t catch_up_flush_ms = 5000;   // the same while catching up a backlog
   uint64_t max_batch_rows = 1000000;  // growth limit while the previous INSERT runs
   std::string reset_offsets;          // "", earliest or an ISO-8601 timestamp
   std::string dlq_topic;              // empty: {prefix}.dlq

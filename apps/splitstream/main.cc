@@ -111,6 +111,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   sink->add_option("--flush-ms", sink_opts.flush_ms, "flush a batch at most this old")
       ->capture_default_str();
+  sink->add_option("--catch-up-flush-ms", sink_opts.catch_up_flush_ms,
+                   "while catching up a backlog, flush a batch of at least --batch-rows rows at "
+                   "most this old (at least --flush-ms)")
+      ->capture_default_str();
   sink->add_option("--max-batch-rows", sink_opts.max_batch_rows,
                    "how far a batch may grow past --batch-rows: while the previous INSERT runs, "
                    "and while catching up (when a batch reached --batch-rows, at least "

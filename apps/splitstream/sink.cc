@@ -92,6 +92,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   sink_opts.batch_rows = opts.batch_rows;
   sink_opts.batch_bytes = opts.batch_bytes;
   sink_opts.flush_interval = std::chrono::milliseconds(opts.flush_ms);
+  sink_opts.catch_up_flush_interval = std::chrono::milliseconds(opts.catch_up_flush_ms);
   sink_opts.max_batch_rows = opts.max_batch_rows;
   if (opts.reset_offsets == "earliest") {
     sink_opts.reset = kafka::ResetPolicy::kEarliest;

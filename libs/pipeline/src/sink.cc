@@ -172,7 +172,7 @@ class SinkImpl final : public Sink {
       if (retrying_) {
         timeout = std::min(timeout, Until(next_attempt_, now));
       } else if (batch_start_) {
-        timeout = std::min(timeout, Until(*batch_start_ + options_.flush_interval, now));
+        timeout = std::min(timeout, Until(*batch_start_ + FlushInterval(), now));
       }
       // A write in flight ends without waking Poll: look for its end often.
       if (in_flight_) timeout = std::min(timeout, kInFlightPollTimeout);
@@ -253,7 +253,16 @@ class SinkImpl final : public Sink {
   }
 
   bool FlushDue(TimePoint now) {
-    return DueBySize() || (batch_start_ && now >= *batch_start_ + options_.flush_interval);
+    return DueBySize() || (batch_start_ && now >= *batch_start_ + FlushInterval());
+  }
+
+  // The age at which the open batch is due: catch_up_flush_interval for a catch-up batch of at
+  // least batch_rows rows, flush_interval otherwise.
+  milliseconds FlushInterval() const {
+    if (catching_up_ && target_->buffered_rows() >= options_.batch_rows) {
+      return std::max(options_.flush_interval, options_.catch_up_flush_interval);
+    }
+    return options_.flush_interval;
   }
 
   // The open batch may take no more messages (while a write is in flight, or while catching

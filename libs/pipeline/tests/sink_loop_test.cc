@@ -249,22 +249,26 @@ TEST_F(SinkLoopTest, WithoutABacklogABatchIsDueAtBatchRowsAsBefore) {
   EXPECT_EQ(writer_.buffered.size(), 2u);
 }
 
-TEST_F(SinkLoopTest, ACatchUpBatchIsStillDueAtTheFlushInterval) {
+TEST_F(SinkLoopTest, ACatchUpBatchIsDueByAgeAtTheCatchUpFlushInterval) {
   SinkOptions opts;
   opts.batch_rows = 3;
   opts.max_batch_rows = 1000;
   opts.flush_interval = milliseconds(1000);
+  opts.catch_up_flush_interval = milliseconds(3000);
   opts.poll_max_messages = 2;
   Start(opts);
   consumer_->knows_watermarks = true;
-  for (int64_t offset = 0; offset < 100; ++offset) FeedInsert(kP0, offset, offset + 1);
-  Step();
-  Step();
+  consumer_->unreturnable_lag = 100;  // far behind all along: catching up
+  for (int64_t offset = 0; offset < 8; ++offset) FeedInsert(kP0, offset, offset + 1);
+  for (int i = 0; i < 4; ++i) Step();
   EXPECT_EQ(writer_.batches, (std::vector<size_t>{3}));
+  ASSERT_EQ(writer_.buffered.size(), 5u) << "below twice the batch before it";
+  clock_.Advance(milliseconds(1500));
   Step();
-  clock_.Advance(milliseconds(1000));
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3})) << "not due at flush_interval...";
+  clock_.Advance(milliseconds(1500));
   Step();
-  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 5})) << "due by age below its 6 rows";
+  EXPECT_EQ(writer_.batches, (std::vector<size_t>{3, 5})) << "... but at catch_up_flush_interval";
   ASSERT_EQ(consumer_->commits.size(), 2u);
   EXPECT_EQ(consumer_->commits[1], (Offsets{{kP0, 8}}));
 }

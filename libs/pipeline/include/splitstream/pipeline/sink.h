@@ -20,17 +20,22 @@
 //     INSERTs of a backlog shrink again instead of ending with a large one, or
 //   - any rows at all when nothing waits behind it (the rest of the backlog is written at once
 //     rather than after the flush interval);
-// and, as always, at `max_batch_rows` rows, `batch_bytes` bytes, or when its oldest message is
-// `flush_interval` old. A backlog thus lands in few large INSERTs (latency is dominated by the
-// backlog then anyway). A batch below `batch_rows` waits for what the lag promises at most until
-// `flush_interval`, as it would without a backlog (a lag that never drains, e.g. offsets Poll
+// and, as always, at `max_batch_rows` rows or `batch_bytes` bytes. A catch-up batch of at least
+// `batch_rows` rows is due by age when its oldest message is `catch_up_flush_interval` old
+// (5 s; never less than `flush_interval`): every row of a backlog is late by the backlog
+// anyway, and with the shorter interval a backlog landed as a run of equal ~1 s batches that
+// ClickHouse then spent about as much CPU merging as on inserting them (bench/sink/README.md,
+// round 3). A backlog thus lands in few large INSERTs of growing sizes. A batch below
+// `batch_rows` waits for what the lag promises at most until `flush_interval`, as it would
+// without a backlog (a lag that never drains, e.g. offsets Poll
 // never returns such as transaction markers, changes nothing else). Full batches are due at
 // once, and while a failed write is retried (partitions paused) every retry writes all it has.
 //
 // So a batch is larger than `batch_rows` only when the previous INSERT was still running or
 // the sink was behind by at least `batch_rows` messages; with traffic the sink keeps up with,
 // a batch is due at `batch_rows` rows, `batch_bytes` bytes or `flush_interval` as before, and
-// the `flush_interval` bound holds up to the duration of one INSERT.
+// the `flush_interval` bound holds up to the duration of one INSERT; while catching up, the
+// `catch_up_flush_interval` bound does.
 //
 // Kafka offsets are committed only after the target accepted the batch (the next offset of
 // every partition that had a message in it), batch after batch in order, so a crash at any
@@ -187,6 +192,8 @@ struct SinkOptions {
   size_t batch_rows = 10000;
   size_t batch_bytes = 64 << 20;
   std::chrono::milliseconds flush_interval{1000};
+  // The age at which a catch-up batch of at least batch_rows rows is due (top of this file).
+  std::chrono::milliseconds catch_up_flush_interval{5000};
   // How far a batch may grow while the previous one is still being written or while catching
   // up (see the top of this file). 1 000 000 stays below ClickHouse's max_insert_block_size
   // (1 048 576), so one batch of a table is one block, inserted atomically.
