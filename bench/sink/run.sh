@@ -535,7 +535,7 @@ lines = [
     f'({int(r["topic_messages"]):,}'.replace(',', ' ') + ' Debezium events, one partition). Ours is `splitstream sink` with a',
     'fresh consumer group and the default batches (10 000 rows / 64 MiB / 1 s; a batch grows past',
     '10 000 rows only while the previous INSERT still runs or while catching up a backlog, up to',
-    '1 000 000 rows, 64 MiB or 1 s)'
+    '1 000 000 rows or 64 MiB, due by age at 5 s while catching up)'
     + (f' plus `{r["sink_flags"]}`' if r.get('sink_flags') else '') + ', timed from process',
     'start until `SELECT count() FROM experiments.events` reaches the row count (polled every',
     '50 ms). The ceiling is the sink\'s result exported as RowBinary and POSTed by `curl -T` in',
