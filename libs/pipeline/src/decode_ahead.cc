@@ -22,8 +22,8 @@ Status DecodeMessage(debezium::Decoder& decoder, const kafka::Message& message,
   return Status::InvalidArgument("decode: " + what);
 }
 
-DecodeAhead::DecodeAhead(debezium::DecoderOptions options)
-    : slots_(std::make_unique<Slot[]>(kCapacity)), options_(options), decoder_(options) {
+DecodeAhead::DecodeAhead(debezium::DecoderOptions options, debezium::Decoder* sink_decoder)
+    : slots_(std::make_unique<Slot[]>(kCapacity)), options_(options), decoder_(sink_decoder) {
   worker_ = std::thread([this] { Work(); });
 }
 
@@ -88,7 +88,7 @@ void DecodeAhead::Complete(uint64_t i) {
     // Decodes the next unclaimed run: slot i's, or (while the worker decodes slot i) a later one.
     uint64_t begin, end;
     if (Claim(&begin, &end)) {
-      DecodeRun(decoder_, begin, end);
+      DecodeRun(*decoder_, begin, end);
       continue;
     }
     // Everything is claimed and the worker is decoding slot i: a run takes tens of

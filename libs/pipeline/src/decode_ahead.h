@@ -48,8 +48,9 @@ class DecodeAhead {
     std::atomic<bool> ready{false};
   };
 
-  // Starts the worker; every decoder (the worker's, the sink thread's) decodes with `options`.
-  explicit DecodeAhead(debezium::DecoderOptions options);
+  // Starts the worker, which decodes with `options`; the sink thread decodes its share with
+  // `sink_decoder` (its owner's, also used for messages that were not announced).
+  DecodeAhead(debezium::DecoderOptions options, debezium::Decoder* sink_decoder);
   ~DecodeAhead();  // stops it; call it only while nothing announced is undecoded (Settle)
   DecodeAhead(const DecodeAhead&) = delete;
   DecodeAhead& operator=(const DecodeAhead&) = delete;
@@ -67,9 +68,6 @@ class DecodeAhead {
   // Returns once every announced slot is decoded.
   void Settle();
 
-  // The sink thread's decoder, also used for messages that were not announced.
-  debezium::Decoder& decoder() { return decoder_; }
-
  private:
   Slot& At(uint64_t i) { return slots_[i % kCapacity]; }
   // Claims the next run of undecoded slots: [*begin, *end).
@@ -81,11 +79,11 @@ class DecodeAhead {
   void Work();
 
   std::unique_ptr<Slot[]> slots_;
-  uint64_t head_ = 0;               // next slot to hand out (sink thread only)
-  std::atomic<uint64_t> tail_{0};   // one past the last announced slot
-  std::atomic<uint64_t> claim_{0};  // next slot nobody has claimed
-  const debezium::DecoderOptions options_;
-  debezium::Decoder decoder_;  // the sink thread's
+  uint64_t head_ = 0;                       // next slot to hand out (sink thread only)
+  std::atomic<uint64_t> tail_{0};           // one past the last announced slot
+  std::atomic<uint64_t> claim_{0};          // next slot nobody has claimed
+  const debezium::DecoderOptions options_;  // the worker's decoder's
+  debezium::Decoder* const decoder_;        // the sink thread's
 
   std::mutex mu_;
   std::condition_variable work_cv_;   // the worker waits for announcements

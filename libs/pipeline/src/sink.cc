@@ -11,12 +11,9 @@
 
 namespace splitstream::pipeline {
 
-ChangeTarget::ChangeTarget(ChangeWriter* writer, bool decode_ahead) : writer_(writer) {
-  if (decode_ahead) {
-    ahead_ = std::make_unique<DecodeAhead>(kDecoderOptions);
-  } else {
-    decoder_ = std::make_unique<debezium::Decoder>(kDecoderOptions);
-  }
+ChangeTarget::ChangeTarget(ChangeWriter* writer, bool decode_ahead)
+    : writer_(writer), decoder_(kDecoderOptions) {
+  if (decode_ahead) ahead_ = std::make_unique<DecodeAhead>(kDecoderOptions, &decoder_);
 }
 
 ChangeTarget::~ChangeTarget() = default;
@@ -30,8 +27,7 @@ Status ChangeTarget::Add(const kafka::Message& message) {
       return st;
     }
   }
-  SPLITSTREAM_RETURN_IF_ERROR(
-      DecodeMessage(ahead_ ? ahead_->decoder() : *decoder_, message, &change_));
+  SPLITSTREAM_RETURN_IF_ERROR(DecodeMessage(decoder_, message, &change_));
   return Write(change_);
 }
 

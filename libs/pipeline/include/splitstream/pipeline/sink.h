@@ -176,9 +176,9 @@ class ChangeTarget final : public SinkTarget {
   Status Write(const debezium::ChangeRecord& change);
 
   ChangeWriter* writer_;
-  std::unique_ptr<debezium::Decoder> decoder_;  // without decode-ahead
-  std::unique_ptr<DecodeAhead> ahead_;
-  debezium::ChangeRecord change_;  // reused for every message not decoded ahead
+  debezium::Decoder decoder_;  // this thread's: messages not announced, and its share of those
+  std::unique_ptr<DecodeAhead> ahead_;  // uses decoder_; declared after it
+  debezium::ChangeRecord change_;       // reused for every message not decoded ahead
 };
 
 // The `--to files:DIR` target: hourly JSON-lines files DIR/{topic}/{YYYY-MM-DD}/{HH}.jsonl, one
