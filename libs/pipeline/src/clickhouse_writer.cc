@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "row_order.h"
 #include "splitstream/clickhouse/row_binary.h"
 #include "splitstream/clickhouse/sql.h"
 #include "splitstream/core/strings.h"
@@ -91,6 +92,7 @@ struct Col {
 struct Segment {
   uint64_t schema_version = 0;
   std::vector<std::string> columns;
+  RowLayout layout;  // of `columns`, for SortRows
   RowBinaryWriter rows;
   size_t count = 0;
 };
@@ -99,14 +101,17 @@ struct Segment {
 struct Part {
   std::string table;
   std::vector<std::string> columns;
+  RowLayout layout;
   RowBinaryWriter rows;
   size_t count = 0;
+  bool ordered = false;  // SortRows ran (a retry sends the same bytes without sorting again)
 };
 
 struct Table {
   std::string name;
   std::vector<Col> cols;
   std::vector<std::string> key_fields;  // source fields of the ORDER BY key, in order
+  RowLayout layout;  // the RowBinary row and its ORDER BY key (empty key: keep the rows' order)
   uint64_t schema_version = 0;
   std::vector<Segment> segments;  // in arrival order; a schema change starts a new one
 };
@@ -126,6 +131,9 @@ struct Batch {
   // buffers of the accepted parts (kept for reuse).
   std::vector<std::pair<std::string, uint64_t>> accepted;
   std::vector<std::string> spent;
+  // The write's own buffer for SortRows to copy into; after a sort it holds the part's
+  // unsorted bytes, whose capacity the next sort reuses.
+  std::string sort_spare;
 
   bool empty() const { return parts.empty() && truncations.empty(); }
   size_t rows() const {
@@ -151,6 +159,11 @@ Status WriteBatch(clickhouse::Client& client, const std::string& database,
   Status st;
   for (; done < batch.parts.size(); ++done) {
     Part& p = batch.parts[done];
+    if (!p.ordered) {
+      // In key order ClickHouse skips its own sort of the block (README, "Rows in key order").
+      (void)SortRows(p.layout, p.count, p.rows.buffer(), batch.sort_spare);
+      p.ordered = true;
+    }
     st = client.Insert(qualified(p.table), p.columns, "RowBinary", p.rows.buffer(), settings);
     if (!st.ok()) {
       st = st.WithContext("insert into " + p.table);
@@ -702,6 +715,60 @@ Status EncodeRow(const Table& t, const RowContext& row, RowBinaryWriter& w) {
   return Status::Ok();
 }
 
+// The RowBinary layout EncodeRow writes for `cols`, with `key` (indexes into `cols`) as the
+// ORDER BY key; the key is dropped (the rows keep their order) when a column's type is one
+// SortRows cannot step over or a key column's order is not exactly ClickHouse's.
+RowLayout RowLayoutOf(const std::vector<Col>& cols, std::vector<size_t> key) {
+  using Kind = RowColumn::Kind;
+  RowLayout layout;
+  for (const Col& c : cols) {
+    RowColumn rc;
+    switch (c.type.base) {
+      case Base::kInt8:
+        rc = {Kind::kSigned, 1};
+        break;
+      case Base::kInt16:
+        rc = {Kind::kSigned, 2};
+        break;
+      case Base::kInt32:
+        rc = {Kind::kSigned, 4};
+        break;
+      case Base::kInt64:
+        rc = {Kind::kSigned, 8};
+        break;
+      case Base::kUInt8:
+        rc = {Kind::kUnsigned, 1};
+        break;
+      case Base::kUInt16:
+      case Base::kDate:
+        rc = {Kind::kUnsigned, 2};
+        break;
+      case Base::kUInt32:
+      case Base::kDateTime:
+        rc = {Kind::kUnsigned, 4};
+        break;
+      case Base::kUInt64:
+        rc = {Kind::kUnsigned, 8};
+        break;
+      case Base::kFloat32:
+        rc = {Kind::kFloat, 4};
+        break;
+      case Base::kFloat64:
+        rc = {Kind::kFloat, 8};
+        break;
+      case Base::kString:
+        rc = {Kind::kString, 0};
+        break;
+      case Base::kUnsupported:
+        return {};
+    }
+    rc.nullable = c.type.nullable;
+    layout.columns.push_back(rc);
+  }
+  layout.key = std::move(key);
+  return layout;
+}
+
 bool HasField(const Table& t, std::string_view field) {
   for (const Col& c : t.cols) {
     if ((c.origin == Origin::kField || c.origin == Origin::kMicros) && c.field == field)
@@ -733,6 +800,7 @@ struct ClickHouseWriter::Impl {
         Part p;
         p.table = name;
         p.columns = std::move(seg.columns);
+        p.layout = std::move(seg.layout);
         p.rows = std::move(seg.rows);
         p.count = seg.count;
         sealed.parts.push_back(std::move(p));
@@ -759,6 +827,7 @@ struct ClickHouseWriter::Impl {
     Segment s;
     s.schema_version = t.schema_version;
     for (const Col& c : t.cols) s.columns.push_back(c.name);
+    s.layout = t.layout;
     if (!spare_buffers.empty()) {
       s.rows.buffer() = std::move(spare_buffers.back());
       spare_buffers.pop_back();
@@ -818,17 +887,29 @@ struct ClickHouseWriter::Impl {
         if (r.size() != 2 || r[0] != name) continue;
         // sorting_key: "id" or "event_id, ts_us"; expressions are not source fields.
         std::string_view key = r[1];
+        std::vector<size_t> key_columns;
+        bool plain_columns = !key.empty();  // every part names a column: SortRows may order
         while (!key.empty()) {
           size_t comma = key.find(',');
           std::string_view part = key.substr(0, comma);
           while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
           while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-          for (const Col& c : t.cols) {
-            if (c.name == part && c.origin != Origin::kVersion) t.key_fields.push_back(c.field);
+          if (part.size() >= 2 && part.front() == '`' && part.back() == '`') {
+            part = part.substr(1, part.size() - 2);
           }
+          bool found = false;
+          for (size_t i = 0; i < t.cols.size(); ++i) {
+            const Col& c = t.cols[i];
+            if (c.name != part) continue;
+            found = true;
+            key_columns.push_back(i);
+            if (c.origin != Origin::kVersion) t.key_fields.push_back(c.field);
+          }
+          plain_columns = plain_columns && found;
           if (comma == std::string_view::npos) break;
           key.remove_prefix(comma + 1);
         }
+        t.layout = RowLayoutOf(t.cols, plain_columns ? key_columns : std::vector<size_t>{});
       }
     }
     if (!only) {
@@ -843,6 +924,7 @@ struct ClickHouseWriter::Impl {
     } else {
       existing->second.cols = std::move(it->second.cols);
       existing->second.key_fields = std::move(it->second.key_fields);
+      existing->second.layout = std::move(it->second.layout);
       ++existing->second.schema_version;
     }
     return Status::Ok();

@@ -38,6 +38,7 @@ class FakeClient final : public clickhouse::Client {
   std::vector<std::string> executed;
   std::vector<Insert> inserts;
   int fail_inserts = 0;
+  std::vector<std::string> failed_bodies;  // bodies of the inserts made to fail
   int queries = 0;
 
   Status Execute(std::string_view sql, const clickhouse::Settings&) override {
@@ -85,6 +86,7 @@ class FakeClient final : public clickhouse::Client {
                 std::string_view body, const clickhouse::Settings&) override {
     if (fail_inserts > 0) {
       --fail_inserts;
+      failed_bodies.emplace_back(body);
       return Status::Unavailable("connection refused");
     }
     inserts.push_back({std::string(table), {cols.begin(), cols.end()}, std::string(body)});
@@ -557,6 +559,38 @@ TEST(ClickHouseWriterTest, BeginFlushWritesInTheBackgroundWhileAddFillsTheNextBa
   EXPECT_EQ(gate.inserts[2].body, ExperimentRow(4));
   EXPECT_EQ(w.rows_written().at("experiments"), 4u);
   EXPECT_EQ(w.buffered_rows(), 0u);
+}
+
+TEST(ClickHouseWriterTest, RowsGoOutInKeyOrderAndARetrySendsTheSameBytes) {
+  FakeClient ch;
+  AddAssignments(ch);
+  auto w = NewWriter(ch);
+  ASSERT_TRUE(w);
+  for (int64_t id : {3, 1, 2}) ASSERT_TRUE(AddExperiment(*w, id).ok());
+  ch.fail_inserts = 1;
+  EXPECT_EQ(w->Flush().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(w->buffered_rows(), 3u);
+  EXPECT_EQ(w->buffered_bytes(), 3 * ExperimentRow(1).size());
+  ASSERT_TRUE(AddExperiment(*w, 4).ok());  // a newer batch: its own INSERT, after the retry
+  ASSERT_TRUE(w->Flush().ok());
+  ASSERT_EQ(ch.inserts.size(), 2u);
+  EXPECT_EQ(ch.inserts[0].body, ExperimentRow(1) + ExperimentRow(2) + ExperimentRow(3));
+  ASSERT_EQ(ch.failed_bodies.size(), 1u);
+  EXPECT_EQ(ch.failed_bodies[0], ch.inserts[0].body);
+  EXPECT_EQ(ch.inserts[1].body, ExperimentRow(4));
+  EXPECT_EQ(w->rows_written().at("experiments"), 4u);
+}
+
+TEST(ClickHouseWriterTest, AKeyThatIsAnExpressionKeepsTheArrivalOrder) {
+  FakeClient ch;
+  AddAssignments(ch);
+  ch.sorting_key["experiments"] = "intHash32(id), id";
+  auto w = NewWriter(ch);
+  ASSERT_TRUE(w);
+  for (int64_t id : {3, 1, 2}) ASSERT_TRUE(AddExperiment(*w, id).ok());
+  ASSERT_TRUE(w->Flush().ok());
+  ASSERT_EQ(ch.inserts.size(), 1u);
+  EXPECT_EQ(ch.inserts[0].body, ExperimentRow(3) + ExperimentRow(1) + ExperimentRow(2));
 }
 
 TEST(ClickHouseWriterTest, ChangefeedDeleteUsesThePositionalKeyAndHlcVersion) {

@@ -35,6 +35,10 @@
 // are unchanged then. Add and Flush return Unavailable (or ClickHouse's error) when ClickHouse
 // fails; Flush keeps everything it could not insert, so calling it again later retries.
 //
+// Row order: each table batch is sent sorted by the table's ORDER BY key (equal keys in arrival
+// order), so that ClickHouse skips its own sort of the block (README, "Rows in key order"); a
+// key that is an expression, or of a type the writer does not encode, keeps the arrival order.
+//
 // Flushing: Flush writes everything buffered and waits. BeginFlush/FinishFlush split it so that
 // the caller can go on adding rows while an INSERT runs: BeginFlush seals what is buffered (the
 // rows a failed flush left, then the newer ones) and, with WriterOptions::insert_client, writes
@@ -87,8 +91,8 @@ class ClickHouseWriter final : public ChangeWriter {
   // Rows and bytes buffered and not being written (what the next flush writes).
   size_t buffered_rows() const override;
   size_t buffered_bytes() const override;
-  // One RowBinary INSERT per table batch, then the truncations; waits for a flush in flight
-  // first. On success nothing is buffered; on failure what was not inserted stays buffered.
+  // One RowBinary INSERT per table batch (in key order), then the truncations; waits for a flush in
+  // flight first. On success nothing is buffered; on failure what was not inserted stays buffered.
   Status Flush() override;
   // Starts a flush of everything buffered (see above) and returns; does nothing while a flush
   // started earlier has not been collected by FinishFlush.
