@@ -302,11 +302,57 @@ class ConsumerImpl final : public Consumer {
     }
   }
 
+  // Sets the start offset of every partition of `list` to its committed offset, or, where the
+  // group has none, to auto.offset.reset's beginning or end. librdkafka would find the same
+  // offsets itself, but for a partition without a committed offset (a new group, a new topic)
+  // librdkafka 2.0.2 backs its offset query off by 100 ms first (rd_kafka_offset_reset with
+  // _NO_OFFSET). On any error, or with auto.offset.reset=error, the offsets stay unset and
+  // librdkafka's own path decides, as before.
+  void StartAtCommitted(rd_kafka_topic_partition_list_t* list) {
+    if (list->cnt == 0) return;
+    PartitionListPtr committed(rd_kafka_topic_partition_list_copy(list));
+    for (int i = 0; i < committed->cnt; ++i) committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_resp_err_t err = rd_kafka_committed(rk_.get(), committed.get(),
+                                                 static_cast<int>(kOffsetsForTimesTimeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::warn("kafka consumer {}: committed offsets: {}; librdkafka looks them up itself",
+                   options_.group_id, rd_kafka_err2name(err));
+      return;
+    }
+    const int64_t none = OffsetWithoutCommit();
+    for (int i = 0; i < list->cnt; ++i) {
+      const rd_kafka_topic_partition_t* c = rd_kafka_topic_partition_list_find(
+          committed.get(), list->elems[i].topic, list->elems[i].partition);
+      if (c == nullptr || c->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+      if (c->offset >= 0) {
+        list->elems[i].offset = c->offset;
+      } else if (c->offset == RD_KAFKA_OFFSET_INVALID && none != RD_KAFKA_OFFSET_INVALID) {
+        list->elems[i].offset = none;
+      }
+    }
+  }
+
+  // Where auto.offset.reset starts a partition that has no committed offset:
+  // RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END, or RD_KAFKA_OFFSET_INVALID for `error`.
+  int64_t OffsetWithoutCommit() const {
+    char value[64];
+    size_t size = sizeof(value);
+    if (rd_kafka_conf_get(rd_kafka_conf(rk_.get()), "auto.offset.reset", value, &size) !=
+        RD_KAFKA_CONF_OK) {
+      return RD_KAFKA_OFFSET_INVALID;
+    }
+    const std::string_view v(value);
+    if (v == "smallest" || v == "earliest" || v == "beginning") return RD_KAFKA_OFFSET_BEGINNING;
+    if (v == "largest" || v == "latest" || v == "end") return RD_KAFKA_OFFSET_END;
+    return RD_KAFKA_OFFSET_INVALID;
+  }
+
   void HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
     const bool cooperative =
         std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
     std::vector<TopicPartition> tps = FromList(partitions);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      if (reset_policy_ == ResetPolicy::kNone) StartAtCommitted(partitions);
       ApplyReset(partitions);
       Status st = cooperative
                       ? ErrorToStatus(rd_kafka_incremental_assign(rk_.get(), partitions),

@@ -208,6 +208,57 @@ TEST_F(KafkaTest, ProduceConsumeByRegexCommitAndResumeAfterRestart) {
   ASSERT_TRUE(restarted->Close().ok());
 }
 
+// A new group starts where auto.offset.reset says: the consumer looks up the committed
+// offsets when partitions are assigned and starts a partition without one at the beginning
+// (earliest, the default: ProduceConsumeByRegexCommitAndResumeAfterRestart) or at the end.
+TEST_F(KafkaTest, ANewGroupWithAutoOffsetResetLatestReadsOnlyWhatComesAfterItJoined) {
+  const std::string topic = Unique("latest");
+  const std::vector<std::string> topics = {topic};
+  ASSERT_TRUE(CreateTopics(Brokers(), topics, 2, 1, 10s).ok());
+  Reports reports;
+  ProducerOptions popts;
+  popts.brokers = Brokers();
+  auto producer = Producer::Create(popts, reports.Callback());
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  auto produce = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string key = std::to_string(i);
+      ASSERT_TRUE((*producer)->Produce(topic, key, key, static_cast<uint64_t>(i)).ok());
+    }
+    ASSERT_TRUE((*producer)->Flush(30s).ok());
+  };
+  produce(0, 20);
+
+  ConsumerOptions options;
+  options.brokers = Brokers();
+  options.group_id = Unique("group");
+  options.subscriptions = {topic};
+  options.auto_offset_reset = "latest";
+  auto consumer = Consumer::Create(options);
+  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  // Joined, and the end offsets looked up, before anything new is produced.
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while ((*consumer)->Assignment().size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    auto none = (*consumer)->Poll(100, 100ms);
+    ASSERT_TRUE(none.ok()) << none.status().ToString();
+    EXPECT_TRUE(none->empty());
+  }
+  ASSERT_EQ((*consumer)->Assignment().size(), 2u);
+  auto none = (*consumer)->Poll(100, 1s);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  produce(20, 30);
+  std::vector<Message> got = PollN(**consumer, 10);
+  std::set<std::string> keys;
+  for (const Message& m : got) keys.insert(std::string(m.key().value_or("")));
+  std::set<std::string> want;
+  for (int i = 20; i < 30; ++i) want.insert(std::to_string(i));
+  EXPECT_EQ(got.size(), 10u);
+  EXPECT_EQ(keys, want);
+  ASSERT_TRUE((*consumer)->Close().ok());
+}
+
 TEST_F(KafkaTest, ResetOnAssignRewindsToEarliestOrToATimestamp) {
   const std::string topic = Unique("reset");
   const std::vector<std::string> topics = {topic};
