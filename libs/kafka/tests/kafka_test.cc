@@ -49,11 +49,13 @@ class KafkaTest : public ::testing::Test {
   }
 
   std::unique_ptr<Consumer> NewConsumer(const std::string& group,
-                                        std::vector<std::string> subscriptions) {
+                                        std::vector<std::string> subscriptions,
+                                        std::string auto_offset_reset = "earliest") {
     ConsumerOptions options;
     options.brokers = Brokers();
     options.group_id = group;
     options.subscriptions = std::move(subscriptions);
+    options.auto_offset_reset = std::move(auto_offset_reset);
     auto consumer = Consumer::Create(options);
     EXPECT_TRUE(consumer.ok()) << consumer.status().ToString();
     return consumer.ok() ? std::move(consumer).value() : nullptr;
@@ -229,34 +231,29 @@ TEST_F(KafkaTest, ANewGroupWithAutoOffsetResetLatestReadsOnlyWhatComesAfterItJoi
   };
   produce(0, 20);
 
-  ConsumerOptions options;
-  options.brokers = Brokers();
-  options.group_id = Unique("group");
-  options.subscriptions = {topic};
-  options.auto_offset_reset = "latest";
-  auto consumer = Consumer::Create(options);
-  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  auto consumer = NewConsumer(Unique("group"), {topic}, "latest");
+  ASSERT_NE(consumer, nullptr);
   // Joined, and the end offsets looked up, before anything new is produced.
   auto deadline = std::chrono::steady_clock::now() + 30s;
-  while ((*consumer)->Assignment().size() < 2 && std::chrono::steady_clock::now() < deadline) {
-    auto none = (*consumer)->Poll(100, 100ms);
+  while (consumer->Assignment().size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    auto none = consumer->Poll(100, 100ms);
     ASSERT_TRUE(none.ok()) << none.status().ToString();
     EXPECT_TRUE(none->empty());
   }
-  ASSERT_EQ((*consumer)->Assignment().size(), 2u);
-  auto none = (*consumer)->Poll(100, 1s);
+  ASSERT_EQ(consumer->Assignment().size(), 2u);
+  auto none = consumer->Poll(100, 1s);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
 
   produce(20, 30);
-  std::vector<Message> got = PollN(**consumer, 10);
+  std::vector<Message> got = PollN(*consumer, 10);
   std::set<std::string> keys;
   for (const Message& m : got) keys.insert(std::string(m.key().value_or("")));
   std::set<std::string> want;
   for (int i = 20; i < 30; ++i) want.insert(std::to_string(i));
   EXPECT_EQ(got.size(), 10u);
   EXPECT_EQ(keys, want);
-  ASSERT_TRUE((*consumer)->Close().ok());
+  ASSERT_TRUE(consumer->Close().ok());
 }
 
 TEST_F(KafkaTest, ResetOnAssignRewindsToEarliestOrToATimestamp) {
