@@ -67,7 +67,7 @@ class ConsumerImpl final : public Consumer {
         {"enable.partition.eof", "false"},
         {"fetch.wait.max.ms", "20"},
         {"queued.min.messages", "1000000"},
-        {"queued.max.messages.kbytes", "131072"},
+        {"queued.max.messages.kbytes", "262144"},
         {"max.partition.fetch.bytes", "16777216"},
     };
     SPLITSTREAM_RETURN_IF_ERROR(internal::SetProperties(conf.get(), props));
