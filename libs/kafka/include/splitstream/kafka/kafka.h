@@ -198,7 +198,7 @@ enum class ResetPolicy { kNone, kEarliest, kTimestamp };
 // (it owns the handle and polls it); callbacks run on that thread.
 //
 // Defaults chosen for a sink (see README): fetch.wait.max.ms=20, queued.min.messages=1000000,
-// queued.max.messages.kbytes=131072, max.partition.fetch.bytes=16777216,
+// queued.max.messages.kbytes=262144, max.partition.fetch.bytes=16777216,
 // enable.partition.eof=false.
 class Consumer {
  public:
