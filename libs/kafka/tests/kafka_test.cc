@@ -61,6 +61,15 @@ class KafkaTest : public ::testing::Test {
     return consumer.ok() ? std::move(consumer).value() : nullptr;
   }
 
+  // A producer on the test brokers whose delivery reports go to `reports`.
+  std::unique_ptr<Producer> NewProducer(Reports& reports) {
+    ProducerOptions options;
+    options.brokers = Brokers();
+    auto producer = Producer::Create(options, reports.Callback());
+    EXPECT_TRUE(producer.ok()) << producer.status().ToString();
+    return producer.ok() ? std::move(producer).value() : nullptr;
+  }
+
   // Polls until `count` messages arrived or 30 s passed, then for `settle` more to catch
   // anything unexpected.
   static std::vector<Message> PollN(Consumer& consumer, size_t count,
@@ -106,10 +115,8 @@ TEST_F(KafkaTest, ProduceConsumeByRegexCommitAndResumeAfterRestart) {
   ASSERT_TRUE(CreateTopics(Brokers(), topics, 3, 1, 10s).ok());
 
   Reports reports;
-  ProducerOptions popts;
-  popts.brokers = Brokers();
-  auto producer = Producer::Create(popts, reports.Callback());
-  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  auto producer = NewProducer(reports);
+  ASSERT_NE(producer, nullptr);
   constexpr int kFirst = 300;
   const std::vector<Header> headers = {{"source", "splitstream"}, {"lsn", "0/16B3748"}};
   // Message i: key {"id":i} on topic i%2; every seventh a tombstone.
@@ -121,14 +128,14 @@ TEST_F(KafkaTest, ProduceConsumeByRegexCommitAndResumeAfterRestart) {
       if (i % 7 != 6) v = value;
       Status st;
       do {
-        st = (*producer)->Produce(topics[i % 2], key, v, static_cast<uint64_t>(i), headers);
+        st = producer->Produce(topics[i % 2], key, v, static_cast<uint64_t>(i), headers);
         if (st.code() == StatusCode::kUnavailable) std::this_thread::sleep_for(1ms);
       } while (st.code() == StatusCode::kUnavailable);
       ASSERT_TRUE(st.ok()) << st.ToString();
     }
   };
   produce(0, kFirst);
-  ASSERT_TRUE((*producer)->Flush(30s).ok());
+  ASSERT_TRUE(producer->Flush(30s).ok());
   std::vector<DeliveryReport> got = reports.Get();
   ASSERT_EQ(got.size(), static_cast<size_t>(kFirst));
   for (const DeliveryReport& r : got) ASSERT_TRUE(r.status.ok()) << r.status.ToString();
@@ -195,7 +202,7 @@ TEST_F(KafkaTest, ProduceConsumeByRegexCommitAndResumeAfterRestart) {
   // New messages while no member runs, then a restarted member resumes after the commits.
   constexpr int kSecond = 100;
   produce(kFirst, kFirst + kSecond);
-  ASSERT_TRUE((*producer)->Flush(30s).ok());
+  ASSERT_TRUE(producer->Flush(30s).ok());
   auto restarted = NewConsumer(group, {regex});
   ASSERT_NE(restarted, nullptr);
   const size_t expect = static_cast<size_t>(kFirst - committed_count + kSecond);
@@ -218,16 +225,14 @@ TEST_F(KafkaTest, ANewGroupWithAutoOffsetResetLatestReadsOnlyWhatComesAfterItJoi
   const std::vector<std::string> topics = {topic};
   ASSERT_TRUE(CreateTopics(Brokers(), topics, 2, 1, 10s).ok());
   Reports reports;
-  ProducerOptions popts;
-  popts.brokers = Brokers();
-  auto producer = Producer::Create(popts, reports.Callback());
-  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  auto producer = NewProducer(reports);
+  ASSERT_NE(producer, nullptr);
   auto produce = [&](int from, int to) {
     for (int i = from; i < to; ++i) {
       const std::string key = std::to_string(i);
-      ASSERT_TRUE((*producer)->Produce(topic, key, key, static_cast<uint64_t>(i)).ok());
+      ASSERT_TRUE(producer->Produce(topic, key, key, static_cast<uint64_t>(i)).ok());
     }
-    ASSERT_TRUE((*producer)->Flush(30s).ok());
+    ASSERT_TRUE(producer->Flush(30s).ok());
   };
   produce(0, 20);
 
@@ -261,17 +266,15 @@ TEST_F(KafkaTest, ResetOnAssignRewindsToEarliestOrToATimestamp) {
   const std::vector<std::string> topics = {topic};
   ASSERT_TRUE(CreateTopics(Brokers(), topics, 1, 1, 10s).ok());
   Reports reports;
-  ProducerOptions popts;
-  popts.brokers = Brokers();
-  auto producer = Producer::Create(popts, reports.Callback());
-  ASSERT_TRUE(producer.ok());
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*producer)->Produce(topic, "k", "old", i).ok());
-  ASSERT_TRUE((*producer)->Flush(10s).ok());
+  auto producer = NewProducer(reports);
+  ASSERT_NE(producer, nullptr);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(producer->Produce(topic, "k", "old", i).ok());
+  ASSERT_TRUE(producer->Flush(10s).ok());
   std::this_thread::sleep_for(50ms);
   const int64_t cut = NowMs();
   std::this_thread::sleep_for(50ms);
-  for (int i = 10; i < 20; ++i) ASSERT_TRUE((*producer)->Produce(topic, "k", "new", i).ok());
-  ASSERT_TRUE((*producer)->Flush(10s).ok());
+  for (int i = 10; i < 20; ++i) ASSERT_TRUE(producer->Produce(topic, "k", "new", i).ok());
+  ASSERT_TRUE(producer->Flush(10s).ok());
 
   const std::string group = Unique("resetgroup");
   {
