@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "splitstream/kafka/kafka.h"
@@ -59,7 +60,9 @@ inline std::string UniqueName(std::string_view stem) {
          "_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 100000);
 }
 
-// Reads every topic starting with `prefix.` from the beginning, with its own group.
+// Reads every topic starting with `prefix.` from the beginning, with its own group. A rebalance
+// (a new topic joins the pattern) restarts the partitions from the beginning, as nothing is
+// committed: a record already read is not collected twice, so counts are the topic's own.
 class KafkaReader {
  public:
   explicit KafkaReader(const std::string& prefix) {
@@ -87,6 +90,7 @@ class KafkaReader {
       auto batch = consumer_->Poll(10000, std::chrono::milliseconds(200));
       if (!batch.ok()) continue;
       for (auto& m : *batch) {
+        if (!seen_.emplace(std::string(m.topic()), m.partition(), m.offset()).second) continue;
         Record r;
         r.topic = std::string(m.topic());
         r.partition = m.partition();
@@ -103,6 +107,7 @@ class KafkaReader {
  private:
   std::unique_ptr<kafka::Consumer> consumer_;
   std::vector<Record> records_;
+  std::set<std::tuple<std::string, int32_t, int64_t>> seen_;
 };
 
 inline std::string BinaryPath() { return SPLITSTREAM_BINARY; }

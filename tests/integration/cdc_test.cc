@@ -300,15 +300,18 @@ CREATE TABLE docs_default (id int PRIMARY KEY, body text, n int);
   StartCdc({"--table", "public.docs_full", "--table", "public.docs_default", "--snapshot-mode",
             "never"});
   KafkaReader reader(prefix_);
-  // Wait for the slot, so the inserts below are streamed.
-  for (int i = 0; i < 600; ++i) {
+  // Wait for the slot, so the inserts below are streamed. Slot creation waits for every
+  // transaction running in the cluster, other tests' too: allow it two minutes.
+  bool slot_ready = false;
+  for (int i = 0; i < 2400 && !slot_ready; ++i) {
     auto rows = sql_->Exec(
         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND "
         "confirmed_flush_lsn IS NOT NULL",
         {slot_});
-    if (rows.ok() && rows->text(0, 0) == "1") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    slot_ready = rows.ok() && rows->text(0, 0) == "1";
+    if (!slot_ready) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  ASSERT_TRUE(slot_ready) << "slot " << slot_ << " never reached its consistent point";
   // 12 800 characters of md5 hex: too big to stay inline even compressed.
   const std::string big = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i)";
   Exec("INSERT INTO docs_full VALUES (1, " + big + ", 0); INSERT INTO docs_default VALUES (1, " +
