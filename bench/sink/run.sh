@@ -389,6 +389,11 @@ rm -f "$work/events.rowbinary" "$work/events_topic_order.rowbinary"
 step "latency: commit → visible in ClickHouse"
 chq "TRUNCATE TABLE $db.events"
 wait_merges
+# The sink's record_age_seconds histogram: "le cumulative-count" lines.
+record_ages() {
+  curl -fsS "http://127.0.0.1:$sink_metrics/metrics" |
+    sed -n 's/^splitstream_sink_record_age_seconds_bucket{le="\([^"]*\)"} /\1 /p'
+}
 latency_run() { # mode rate
   local mode=$1 rate=$2 tag txn_rows n
   tag=lat-$mode-$rate
@@ -403,6 +408,7 @@ SQL
   local start_offset=0
   if [[ $mode == kafka ]]; then
     start_offset=$("$cdc_probe" high-watermark "$brokers" "$TOPIC" | sed -n 's/^high_watermark=//p')
+    record_ages >"$work/ages_before.txt"
   fi
   rm -f "$work/count"
   "$probe" latency "$ch" "$db" "$tag" "$work/count" "$POLL_MS" "$((LATENCY_SECONDS + 120))" \
@@ -428,6 +434,29 @@ SQL
     "$cdc_probe" latency "$brokers" "$TOPIC" "$start_offset" "$n" 120 |
       sed -n "s/^commit_to_\(ack\|encode\)_\(p50\|p99\|max\)/${mode}_${rate}_cdc_commit_to_\1_\2/p" |
       sed 's/_cdc_commit_to_ack_/_cdc_commit_to_produce_/'
+    # The second half: the record's timestamp → the sink's poll that returned it, from the
+    # sink's record_age histogram (the run's samples: after minus before).
+    record_ages >"$work/ages_after.txt"
+    python3 - "$work/ages_before.txt" "$work/ages_after.txt" "${mode}_${rate}_" <<'PY'
+import sys
+def load(path):
+    return {le: float(n) for le, n in (line.split() for line in open(path))}
+before, after = load(sys.argv[1]), load(sys.argv[2])
+bounds = sorted((float(le), le) for le in after if le != '+Inf')
+cum = [(b, after[le] - before.get(le, 0)) for b, le in bounds]  # cumulative counts
+total = after['+Inf'] - before.get('+Inf', 0)
+def quantile(q):
+    # Linear within the bucket that holds the q-th sample, as Prometheus' histogram_quantile.
+    want, lo, below = q * total, 0.0, 0.0
+    for b, c in cum:
+        if c >= want:
+            return lo + (b - lo) * ((want - below) / (c - below) if c > below else 1.0)
+        lo, below = b, c
+    return cum[-1][0]
+print('%srecord_age_samples=%d' % (sys.argv[3], total))
+for name, q in (('p50', 0.5), ('p99', 0.99)):
+    print('%srecord_age_%s_ms=%.1f' % (sys.argv[3], name, 1000 * quantile(q)))
+PY
   fi
   # The rows slower than the flush interval + 100 ms, and in which seconds of the run (counted
   # from the first commit) they were committed.
@@ -529,6 +558,8 @@ def mr(p):
     return (f'{int(r[p + "_merged_rows"]):,} / {int(r[p + "_merged_rows_with_merges"]):,}').replace(',', ' ')
 rates = r['latency_rates'].split()
 tps = int(r['latency_txn_per_s'])
+def hop_of(k):  # commit → cdc's producer p50 + producer → the sink's poll p50, ms
+    return f(k + 'cdc_commit_to_produce_p50_ms') + f(k + 'record_age_p50_ms')
 lines = [
     '## Sink (`splitstream sink`: Kafka → ClickHouse; direct mode)', '',
     f'- Date: {datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}',
@@ -601,20 +632,22 @@ for rate in rates:
         f'| latency at {n(k + "rows_per_s")} rows/s, Kafka mode: p50 / p90 / p99 (max) | {f(k + "p50_ms"):.0f} / {f(k + "p90_ms"):.0f} / {f(k + "p99_ms"):.0f} ms ({f(k + "max_ms"):.0f}) | p99 < 1 500 ms |',
         f'| latency at {n(d + "rows_per_s")} rows/s, direct mode: p50 / p90 / p99 (max) | {f(d + "p50_ms"):.0f} / {f(d + "p90_ms"):.0f} / {f(d + "p99_ms"):.0f} ms ({f(d + "max_ms"):.0f}) | p99 < 1 500 ms |',
         f'| Kafka hop at {rate} rows/s: p50 Kafka mode − p50 direct mode (mean − mean; min − min) | {f(k + "p50_ms") - f(d + "p50_ms"):.0f} ms ({f(k + "mean_ms") - f(d + "mean_ms"):.0f}; {f(k + "min_ms") - f(d + "min_ms"):.0f} ms) | < 50 ms |',
+        f'| Kafka hop at {rate} rows/s, measured per record: commit → cdc\'s producer p50 + producer → the sink\'s poll p50 ({r[k + "record_age_samples"]} records) | {f(k + "cdc_commit_to_produce_p50_ms"):.0f} + {f(k + "record_age_p50_ms"):.1f} = {hop_of(k):.0f} ms | < 50 ms |',
         f'| of the Kafka mode at {rate} rows/s: commit → record handed to cdc\'s producer (CreateTime), p50 / p99 / max | {f(k + "cdc_commit_to_produce_p50_ms"):.0f} / {f(k + "cdc_commit_to_produce_p99_ms"):.0f} / {f(k + "cdc_commit_to_produce_max_ms"):.0f} ms | |',
+        f'| of the Kafka mode at {rate} rows/s: CreateTime → polled by the sink (`record_age_seconds`), p50 / p99 | {f(k + "record_age_p50_ms"):.1f} / {f(k + "record_age_p99_ms"):.1f} ms | |',
         f'| rows slower than 1.1 s at {rate} rows/s, Kafka / direct mode (committed in which second of the run) | {r[k + "slow_rows"]} ({r[k + "slow_commit_seconds"]}) / {r[d + "slow_rows"]} ({r[d + "slow_commit_seconds"]}) | |',
     ]
     for mode, key in (('Kafka', k), ('direct', d)):
         p99 = f(key + 'p99_ms')
         verdicts.append(f'- p99 < 1.5 s at {rate} rows/s, {mode} mode: {"met" if p99 < 1500 else "NOT met"} ({p99:.0f} ms)')
-    hop = f(k + 'p50_ms') - f(d + 'p50_ms')
-    verdicts.append(f'- Kafka hop < 50 ms at p50, {rate} rows/s: {"met" if hop < 50 else "NOT met"} ({hop:.0f} ms)')
+    hop, diff = hop_of(k), f(k + 'p50_ms') - f(d + 'p50_ms')
+    verdicts.append(f'- Kafka hop < 50 ms at p50, {rate} rows/s, measured per record: {"met" if hop < 50 else "NOT met"} ({hop:.0f} ms; p50 Kafka mode − p50 direct mode: {diff:.0f} ms)')
 poll = ', '.join(f'{f(f"{m}_{rate}_poll_interval_mean_ms"):.0f}' for m in ('kafka', 'direct') for rate in rates)
 lines += [
     '',
     f'Latency: `{r["latency_pgbench"]} -f <script>` inserting {" and ".join(rates)} rows/s',
     f'({" and ".join(str(int(x) // tps) for x in rates)}-row transactions at {tps} tx/s), first in',
-    'Kafka mode (`splitstream cdc` → Kafka → `splitstream sink`, both with default settings: 5 ms',
+    'Kafka mode (`splitstream cdc` → Kafka → `splitstream sink`, both with default settings: 20 ms',
     'producer linger, 1 s flush), then in direct mode (`splitstream cdc` with empty `kafka_brokers`:',
     '10 000 rows or 1 s per flush). `bench/sink/sink_probe latency` polls ClickHouse every',
     f'{r["poll_ms"]} ms for the rows that appeared since the last poll and records, per row, the poll\'s',
@@ -626,6 +659,16 @@ lines += [
     f'{f("kafka_first_change_visible_ms"):.0f} ms in Kafka mode, {f("direct_first_change_visible_ms"):.0f} ms in direct mode), so start-up is not counted',
     '(in Kafka mode cdc\'s first record after a start reaches the broker about 1 s late; see',
     '`bench/sink/README.md`).',
+    '',
+    'The Kafka hop is what the records spend between the two halves of the Kafka mode, measured',
+    'per record: commit → the record handed to cdc\'s producer (its CreateTime, read back from the',
+    'topic) plus CreateTime → the sink\'s poll that returned it (the sink\'s',
+    '`splitstream_sink_record_age_seconds` histogram, scraped before and after the run, p50',
+    'interpolated within its bucket; ms resolution). The first half is there in direct mode as',
+    'well (the same decoding), so the sum over-states the hop a little. The difference of the two',
+    'modes\' end-to-end p50 is shown beside it, but it also holds each mode\'s flush phase: at',
+    '10 000 rows/s, the default `--batch-rows`, a batch flushes by size or by the 1 s timer as',
+    'pgbench\'s rate jitters, and over four runs of the same code it moved between −2 and 52 ms.',
     '',
     'Against the targets of this run:', '',
 ] + verdicts + ['', 'Where the time goes: `bench/sink/README.md`.', '']

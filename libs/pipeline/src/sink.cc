@@ -79,21 +79,28 @@ std::string RenderPrometheus(const SinkMetrics& m, std::string_view p) {
     out += fmt::format("{}_consumer_lag{{topic=\"{}\",partition=\"{}\"}} {}\n", p, l.tp.topic,
                        l.tp.partition, l.lag);
   }
-  out += fmt::format(
-      "# HELP {0}_flush_seconds Batch flush latency (target write, dead-letter acks).\n"
-      "# TYPE {0}_flush_seconds histogram\n",
-      p);
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < std::size(kFlushLatencyBuckets); ++i) {
-    cumulative += m.flush_latency_counts[i];
-    out += fmt::format("{}_flush_seconds_bucket{{le=\"{}\"}} {}\n", p, kFlushLatencyBuckets[i],
-                       cumulative);
-  }
-  cumulative += m.flush_latency_counts.back();
-  out += fmt::format("{}_flush_seconds_bucket{{le=\"+Inf\"}} {}\n", p, cumulative);
-  out += fmt::format("{}_flush_seconds_sum {}\n{}_flush_seconds_count {}\n", p, m.flush_latency_sum,
-                     p, cumulative);
+  auto histogram = [&](std::string_view name, std::string_view help, const Histogram& h) {
+    out += fmt::format("# HELP {0}_{1} {2}\n# TYPE {0}_{1} histogram\n", p, name, help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < h.bounds.size(); ++i) {
+      cumulative += h.counts[i];
+      out += fmt::format("{}_{}_bucket{{le=\"{}\"}} {}\n", p, name, h.bounds[i], cumulative);
+    }
+    cumulative += h.counts.back();
+    out += fmt::format("{0}_{1}_bucket{{le=\"+Inf\"}} {2}\n{0}_{1}_sum {3}\n{0}_{1}_count {2}\n", p,
+                       name, cumulative, h.sum);
+  };
+  histogram("flush_seconds", "Batch flush latency (target write, dead-letter acks).",
+            m.flush_latency);
+  histogram("record_age_seconds",
+            "Age of each record when polled: its Kafka timestamp to the poll (the Kafka hop).",
+            m.record_age);
   return out;
+}
+
+void Histogram::Add(double value) {
+  ++counts[std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin()];
+  sum += value;
 }
 
 namespace {
@@ -175,8 +182,14 @@ class SinkImpl final : public Sink {
       SPLITSTREAM_ASSIGN_OR_RETURN(auto messages,
                                    consumer_->Poll(options_.poll_max_messages, timeout));
       {
+        const int64_t now_ms = clock_->WallMicros() / 1000;
         std::lock_guard lock(mu_);
         metrics_.messages += messages.size();
+        for (const kafka::Message& m : messages) {
+          if (m.timestamp_ms() < 0) continue;
+          metrics_.record_age.Add(
+              static_cast<double>(std::max<int64_t>(0, now_ms - m.timestamp_ms())) / 1000.0);
+        }
       }
       for (auto& m : messages) backlog_.push_back(std::move(m));
       lag_at_poll_ = consumer_->CachedLag();
@@ -426,11 +439,7 @@ class SinkImpl final : public Sink {
     std::lock_guard lock(mu_);
     ++metrics_.flushes;
     metrics_.rows_by_table = written;
-    size_t bucket = std::lower_bound(std::begin(kFlushLatencyBuckets),
-                                     std::end(kFlushLatencyBuckets), seconds) -
-                    std::begin(kFlushLatencyBuckets);
-    ++metrics_.flush_latency_counts[bucket];
-    metrics_.flush_latency_sum += seconds;
+    metrics_.flush_latency.Add(seconds);
   }
 
   // Offsets of a batch that is not committed after all go back to the open batch, whose own

@@ -597,14 +597,37 @@ TEST_F(SinkLoopTest, ChangefeedFixturesBecomeRows) {
   }
 }
 
+// The Kafka hop, live: each polled record's age is its timestamp to the poll, on the wall clock.
+TEST_F(SinkLoopTest, RecordAgeIsTheKafkaTimestampToThePoll) {
+  Start();
+  const int64_t now_ms = clock_.WallMicros() / 1000;
+  consumer_->Feed(
+      Message::Make(kP0.topic, 0, 0, "{\"id\":1}", DebeziumInsert("events", 1, 1000), now_ms - 4));
+  consumer_->Feed(
+      Message::Make(kP0.topic, 0, 1, "{\"id\":2}", DebeziumInsert("events", 2, 1001), now_ms - 40));
+  consumer_->Feed(Message::Make(kP0.topic, 0, 2, "{\"id\":3}", DebeziumInsert("events", 3, 1002),
+                                -1));  // no timestamp: not counted
+  Step();
+  const Histogram& age = sink_->Metrics().record_age;
+  auto bucket_of = [&](double seconds) {
+    return std::lower_bound(age.bounds.begin(), age.bounds.end(), seconds) - age.bounds.begin();
+  };
+  uint64_t total = 0;
+  for (uint64_t c : age.counts) total += c;
+  EXPECT_EQ(total, 2u);
+  EXPECT_EQ(age.counts[bucket_of(0.004)], 1u);
+  EXPECT_EQ(age.counts[bucket_of(0.040)], 1u);
+  EXPECT_DOUBLE_EQ(age.sum, 0.044);
+}
+
 TEST(SinkMetrics, PrometheusText) {
   SinkMetrics m;
   m.rows_by_table = {{"events", 7}};
   m.dlq_messages = 2;
   m.lag = {{{"p.public.events", 3}, 1, 1, 10, 9}};
-  m.flush_latency_counts[0] = 1;  // <= 5 ms
-  m.flush_latency_counts.back() = 1;
-  m.flush_latency_sum = 12.0;
+  m.flush_latency.Add(0.005);   // the bucket le=0.005 includes its bound
+  m.flush_latency.Add(11.995);  // above the last bound: only +Inf
+  m.record_age.Add(0.004);
   std::string text = RenderPrometheus(m, "splitstream_sink");
   for (const char* line :
        {"splitstream_sink_rows_total{table=\"events\"} 7\n",
@@ -613,7 +636,11 @@ TEST(SinkMetrics, PrometheusText) {
         "splitstream_sink_flush_seconds_bucket{le=\"0.005\"} 1\n",
         "splitstream_sink_flush_seconds_bucket{le=\"10\"} 1\n",
         "splitstream_sink_flush_seconds_bucket{le=\"+Inf\"} 2\n",
-        "splitstream_sink_flush_seconds_count 2\n"}) {
+        "splitstream_sink_flush_seconds_sum 12\n", "splitstream_sink_flush_seconds_count 2\n",
+        "splitstream_sink_record_age_seconds_bucket{le=\"0.003\"} 0\n",
+        "splitstream_sink_record_age_seconds_bucket{le=\"0.005\"} 1\n",
+        "splitstream_sink_record_age_seconds_bucket{le=\"+Inf\"} 1\n",
+        "splitstream_sink_record_age_seconds_count 1\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }
 }

@@ -217,6 +217,22 @@ struct SinkOptions {
 inline constexpr double kFlushLatencyBuckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                   0.5,   1,    2.5,   5,    10};
 
+// Histogram buckets of a record's age when the sink polls it, in seconds: fine below 0.1 s,
+// where a live stream's records are (the Kafka hop), coarse above, where a backlog's are.
+inline constexpr double kRecordAgeBuckets[] = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
+                                               0.02,  0.03,  0.05,  0.075, 0.1,    0.2,  0.5,
+                                               1,     2,     5,     10,    30,     60,   300};
+
+// Counts per bucket (not cumulative; the last is the overflow above the last bound) and the
+// sum of the samples, for a Prometheus histogram over fixed bounds.
+struct Histogram {
+  explicit Histogram(std::span<const double> bounds) : bounds(bounds), counts(bounds.size() + 1) {}
+  void Add(double value);
+  std::span<const double> bounds;
+  std::vector<uint64_t> counts;
+  double sum = 0;
+};
+
 struct SinkMetrics {
   std::map<std::string, uint64_t> rows_by_table;  // rows written (counter)
   uint64_t messages = 0;                          // messages consumed
@@ -226,11 +242,10 @@ struct SinkMetrics {
   uint64_t commits = 0;
   bool paused = false;  // partitions paused while a flush is being retried
   std::vector<kafka::PartitionLag> lag;
-  // Flush latency histogram: counts per kFlushLatencyBuckets bucket (not cumulative) plus the
-  // overflow bucket, their sum in seconds.
-  std::vector<uint64_t> flush_latency_counts =
-      std::vector<uint64_t>(std::size(kFlushLatencyBuckets) + 1);
-  double flush_latency_sum = 0;
+  Histogram flush_latency{kFlushLatencyBuckets};  // seconds per successful flush
+  // Seconds from a record's Kafka timestamp (by default CreateTime: when the producer was
+  // handed it) to the poll that returned it; records without a timestamp are not counted.
+  Histogram record_age{kRecordAgeBuckets};
 };
 
 // Prometheus text with the given metric name prefix (e.g. "splitstream_sink"):
@@ -240,6 +255,7 @@ struct SinkMetrics {
 //   {p}_paused             gauge: 1 while a failing flush is retried
 //   {p}_consumer_lag{topic,partition}  gauge
 //   {p}_flush_seconds      histogram
+//   {p}_record_age_seconds histogram: Kafka timestamp → polled (the Kafka hop, live)
 std::string RenderPrometheus(const SinkMetrics& m, std::string_view prefix);
 
 // Builders for the Kafka handles, so that tests can pass fakes. The consumer factory gets the
