@@ -668,7 +668,7 @@ lines += [
     'well (the same decoding), so the sum over-states the hop a little. The difference of the two',
     'modes\' end-to-end p50 is shown beside it, but it also holds each mode\'s flush phase: at',
     '10 000 rows/s, the default `--batch-rows`, a batch flushes by size or by the 1 s timer as',
-    'pgbench\'s rate jitters, and over four runs of the same code it moved between −2 and 52 ms.',
+    'pgbench\'s rate jitters, and between runs of the same code it moved from −25 to +52 ms.',
     '',
     'Against the targets of this run:', '',
 ] + verdicts + ['', 'Where the time goes: `bench/sink/README.md`.', '']
