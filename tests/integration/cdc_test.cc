@@ -236,8 +236,10 @@ TEST_F(CdcTest, ATransactionStraddlingSlotCreationOutranksTheSnapshotRow) {
     auto rows = c.Exec("SELECT txid_current()::text");
     return rows.ok() ? std::string(rows->text(0, 0)) : std::string("?");
   };
+  // Slot creation waits for every transaction of the cluster in turn, other tests' too: allow
+  // two minutes before calling the wait missing.
   auto walsender_waits_on = [&](const std::string& xid) {
-    for (int i = 0; i < 600; ++i) {
+    for (int i = 0; i < 2400; ++i) {
       auto rows = sql_->Exec(
           "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE "
           "a.backend_type = 'walsender' AND a.datname = current_database() AND l.locktype = "
