@@ -329,30 +329,45 @@ class ConsumerImpl final : public Consumer {
       if (c->offset >= 0) {
         e->offset = c->offset;
       } else if (c->offset == RD_KAFKA_OFFSET_INVALID && none != RD_KAFKA_OFFSET_INVALID) {
-        e->offset = ConcreteOffset(e->topic, e->partition, none);
+        e->offset = none;
       }
     }
+    MakeConcrete(list);
   }
 
-  // `logical` (RD_KAFKA_OFFSET_BEGINNING or _END) as the partition's current low or high
-  // watermark (one ListOffsets request), or `logical` itself when the query fails. Assigning a
-  // logical offset makes librdkafka 2.0.2 look the offset up when the fetch starts; when that
-  // happens before the partition's broker thread has taken the partition over, it finds "no
-  // current leader" and retries only after a fixed 500 ms (bench/sink/README.md, round 5: the
-  // sink's first fetch came 500 ms after the assignment in 2 of 9 debug-logged starts). With a
-  // concrete offset the fetch starts as soon as that thread has the partition. Should the
-  // offset fall out of the log meanwhile (retention), auto.offset.reset applies as usual.
-  int64_t ConcreteOffset(const char* topic, int32_t partition, int64_t logical) {
-    int64_t low = 0;
-    int64_t high = 0;
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        rk_.get(), topic, partition, &low, &high, static_cast<int>(kWatermarkTimeout.count()));
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || low < 0 || high < low) {
-      spdlog::warn("kafka consumer {}: watermarks of {}[{}]: {}; librdkafka looks the offset up",
-                   options_.group_id, topic, partition, rd_kafka_err2name(err));
-      return logical;
+  // Replaces each logical RD_KAFKA_OFFSET_BEGINNING or _END of `list` by the partition's
+  // current low or high watermark: one ListOffsets request per partition leader for all of
+  // them (rd_kafka_offsets_for_times with the protocol's special timestamps, -2 earliest and
+  // -1 latest, which are those two constants). Where the lookup fails the logical offset stays.
+  // Assigning a logical offset makes librdkafka 2.0.2 look the offset up when the fetch
+  // starts; when that happens before the partition's broker thread has taken the partition
+  // over, it finds "no current leader" and retries only after a fixed 500 ms
+  // (bench/sink/README.md, round 5: the sink's first fetch came 500 ms after the assignment in
+  // 2 of 9 debug-logged starts). With a concrete offset the fetch starts as soon as that
+  // thread has the partition. Should the offset fall out of the log meanwhile (retention),
+  // auto.offset.reset applies as usual.
+  void MakeConcrete(rd_kafka_topic_partition_list_t* list) {
+    PartitionListPtr query(rd_kafka_topic_partition_list_new(list->cnt));
+    for (int i = 0; i < list->cnt; ++i) {
+      const rd_kafka_topic_partition_t& e = list->elems[i];
+      if (e.offset == RD_KAFKA_OFFSET_BEGINNING || e.offset == RD_KAFKA_OFFSET_END) {
+        rd_kafka_topic_partition_list_add(query.get(), e.topic, e.partition)->offset = e.offset;
+      }
     }
-    return logical == RD_KAFKA_OFFSET_BEGINNING ? low : high;
+    if (query->cnt == 0) return;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(
+        rk_.get(), query.get(), static_cast<int>(kWatermarkTimeout.count()));
+    for (int i = 0; i < query->cnt; ++i) {
+      const rd_kafka_topic_partition_t& r = query->elems[i];
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR || r.err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+          r.offset < 0) {
+        spdlog::warn("kafka consumer {}: start offset of {}[{}]: {}; librdkafka looks it up",
+                     options_.group_id, r.topic, r.partition,
+                     rd_kafka_err2name(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : r.err));
+        continue;
+      }
+      rd_kafka_topic_partition_list_find(list, r.topic, r.partition)->offset = r.offset;
+    }
   }
 
   // Where auto.offset.reset starts a partition that has no committed offset:

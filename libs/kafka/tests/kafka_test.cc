@@ -1,6 +1,8 @@
 // Against a real Kafka broker: SPLITSTREAM_KAFKA_BROKERS (scripts/stack env) must name it.
 // Every test uses topics and groups unique to its process, so runs never see each other.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "reports.h"
@@ -259,6 +262,64 @@ TEST_F(KafkaTest, ANewGroupWithAutoOffsetResetLatestReadsOnlyWhatComesAfterItJoi
   EXPECT_EQ(got.size(), 10u);
   EXPECT_EQ(keys, want);
   ASSERT_TRUE(consumer->Close().ok());
+}
+
+// The partitions of a new group start at concrete offsets, looked up together: one
+// ListOffsets request for all of them (not two per partition), and no logical BEGINNING for
+// librdkafka to resolve when the fetch starts (libs/kafka README, "Start offsets").
+TEST_F(KafkaTest, ANewGroupStartsEveryPartitionAtAConcreteOffsetFromOneLookup) {
+  const std::string topic = Unique("concrete");
+  const std::vector<std::string> topics = {topic};
+  ASSERT_TRUE(CreateTopics(Brokers(), topics, 4, 1, 10s).ok());
+  Reports reports;
+  auto producer = NewProducer(reports);
+  ASSERT_NE(producer, nullptr);
+  constexpr int kMessages = 40;
+  for (int i = 0; i < kMessages; ++i) {
+    const std::string key = std::to_string(i);
+    ASSERT_TRUE(producer->Produce(topic, key, key, static_cast<uint64_t>(i)).ok());
+  }
+  ASSERT_TRUE(producer->Flush(30s).ok());
+
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
+  logger->set_level(spdlog::level::debug);
+  spdlog::set_default_logger(logger);
+  size_t got = 0;
+  {
+    ConsumerOptions options;
+    options.brokers = Brokers();
+    options.group_id = Unique("group");
+    options.subscriptions = {topic};
+    options.overrides = {{"debug", "protocol,fetch,consumer"}};
+    auto consumer = Consumer::Create(options);
+    ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+    got = PollN(**consumer, kMessages).size();
+    ASSERT_TRUE((*consumer)->Close().ok());
+  }
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(got, static_cast<size_t>(kMessages));
+  const std::string text = captured.str();
+  size_t list_offsets = 0;
+  for (size_t at = text.find("Sent ListOffsetsRequest"); at != std::string::npos;
+       at = text.find("Sent ListOffsetsRequest", at + 1)) {
+    ++list_offsets;
+  }
+  EXPECT_EQ(list_offsets, 1u) << text;
+  // librdkafka's line: "Partition <topic> [<p>] start fetching at offset <offset>".
+  const std::string marker = "] start fetching at offset ";
+  std::set<std::string> started;
+  for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at + 1)) {
+    const size_t open = text.rfind('[', at);
+    const std::string partition = text.substr(open + 1, at - open - 1);
+    const size_t from = at + marker.size();
+    const std::string offset = text.substr(from, text.find_first_of(" \n", from) - from);
+    EXPECT_EQ(offset, "0") << "partition " << partition;
+    started.insert(partition);
+  }
+  EXPECT_EQ(started, (std::set<std::string>{"0", "1", "2", "3"})) << text;
 }
 
 TEST_F(KafkaTest, ResetOnAssignRewindsToEarliestOrToATimestamp) {
