@@ -483,13 +483,9 @@ TEST(KafkaMockTest, CachedLagCountsWhatPollHasNotReturnedYet) {
 
 TEST(KafkaMockTest, LibrdkafkaLogsReachSpdlogWithoutSecrets) {
   MockCluster cluster;
-  std::ostringstream captured;
-  auto previous = spdlog::default_logger();
-  auto logger = std::make_shared<spdlog::logger>(
-      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
-  logger->set_level(spdlog::level::debug);
-  spdlog::set_default_logger(logger);
+  std::string text;
   {
+    testing::CapturedLog captured;
     ProducerOptions options = MockProducerOptions(cluster);
     options.overrides = {{"debug", "conf,generic"},
                          {"security.protocol", "sasl_plaintext"},
@@ -499,9 +495,8 @@ TEST(KafkaMockTest, LibrdkafkaLogsReachSpdlogWithoutSecrets) {
     auto producer = Producer::Create(options, nullptr);
     ASSERT_TRUE(producer.ok()) << producer.status().ToString();
     std::this_thread::sleep_for(200ms);
+    text = captured.Text();
   }
-  spdlog::set_default_logger(previous);
-  const std::string text = captured.str();
   EXPECT_NE(text.find("rdkafka splitstream-cdc#producer"), std::string::npos) << text;
   EXPECT_NE(text.find("sasl.password = [redacted]"), std::string::npos);  // librdkafka redacts
   EXPECT_EQ(text.find("hunter2"), std::string::npos);

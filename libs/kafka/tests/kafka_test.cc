@@ -1,8 +1,6 @@
 // Against a real Kafka broker: SPLITSTREAM_KAFKA_BROKERS (scripts/stack env) must name it.
 // Every test uses topics and groups unique to its process, so runs never see each other.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
@@ -12,7 +10,6 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "reports.h"
@@ -281,14 +278,10 @@ TEST_F(KafkaTest, ANewGroupStartsEveryPartitionAtAConcreteOffsetFromOneLookup) {
   }
   ASSERT_TRUE(producer->Flush(30s).ok());
 
-  std::ostringstream captured;
-  auto previous = spdlog::default_logger();
-  auto logger = std::make_shared<spdlog::logger>(
-      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
-  logger->set_level(spdlog::level::debug);
-  spdlog::set_default_logger(logger);
   size_t got = 0;
+  std::string text;
   {
+    testing::CapturedLog captured;
     ConsumerOptions options;
     options.brokers = Brokers();
     options.group_id = Unique("group");
@@ -298,10 +291,9 @@ TEST_F(KafkaTest, ANewGroupStartsEveryPartitionAtAConcreteOffsetFromOneLookup) {
     ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
     got = PollN(**consumer, kMessages).size();
     ASSERT_TRUE((*consumer)->Close().ok());
+    text = captured.Text();
   }
-  spdlog::set_default_logger(previous);
   EXPECT_EQ(got, static_cast<size_t>(kMessages));
-  const std::string text = captured.str();
   size_t list_offsets = 0;
   for (size_t at = text.find("Sent ListOffsetsRequest"); at != std::string::npos;
        at = text.find("Sent ListOffsetsRequest", at + 1)) {
