@@ -18,7 +18,7 @@ using internal::PartitionListPtr;
 namespace {
 
 constexpr std::chrono::milliseconds kOffsetsForTimesTimeout{10'000};
-constexpr std::chrono::milliseconds kWatermarkTimeout{5'000};
+constexpr std::chrono::milliseconds kStartOffsetTimeout{5'000};
 
 PartitionListPtr ToList(std::span<const TopicPartition> partitions) {
   PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
@@ -356,7 +356,7 @@ class ConsumerImpl final : public Consumer {
     }
     if (query->cnt == 0) return;
     rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(
-        rk_.get(), query.get(), static_cast<int>(kWatermarkTimeout.count()));
+        rk_.get(), query.get(), static_cast<int>(kStartOffsetTimeout.count()));
     for (int i = 0; i < query->cnt; ++i) {
       const rd_kafka_topic_partition_t& r = query->elems[i];
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR || r.err != RD_KAFKA_RESP_ERR_NO_ERROR ||

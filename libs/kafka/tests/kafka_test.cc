@@ -70,6 +70,16 @@ class KafkaTest : public ::testing::Test {
     return producer.ok() ? std::move(producer).value() : nullptr;
   }
 
+  // Produces messages from..to-1 to `topic`, each with its number as key and value, and
+  // waits until all are acknowledged.
+  static void ProduceNumbered(Producer& producer, const std::string& topic, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string key = std::to_string(i);
+      ASSERT_TRUE(producer.Produce(topic, key, key, static_cast<uint64_t>(i)).ok());
+    }
+    ASSERT_TRUE(producer.Flush(30s).ok());
+  }
+
   // Polls until `count` messages arrived or 30 s passed, then for `settle` more to catch
   // anything unexpected.
   static std::vector<Message> PollN(Consumer& consumer, size_t count,
@@ -227,14 +237,7 @@ TEST_F(KafkaTest, ANewGroupWithAutoOffsetResetLatestReadsOnlyWhatComesAfterItJoi
   Reports reports;
   auto producer = NewProducer(reports);
   ASSERT_NE(producer, nullptr);
-  auto produce = [&](int from, int to) {
-    for (int i = from; i < to; ++i) {
-      const std::string key = std::to_string(i);
-      ASSERT_TRUE(producer->Produce(topic, key, key, static_cast<uint64_t>(i)).ok());
-    }
-    ASSERT_TRUE(producer->Flush(30s).ok());
-  };
-  produce(0, 20);
+  ProduceNumbered(*producer, topic, 0, 20);
 
   auto consumer = NewConsumer(Unique("group"), {topic}, "latest");
   ASSERT_NE(consumer, nullptr);
@@ -250,7 +253,7 @@ TEST_F(KafkaTest, ANewGroupWithAutoOffsetResetLatestReadsOnlyWhatComesAfterItJoi
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
 
-  produce(20, 30);
+  ProduceNumbered(*producer, topic, 20, 30);
   std::vector<Message> got = PollN(*consumer, 10);
   std::set<std::string> keys;
   for (const Message& m : got) keys.insert(std::string(m.key().value_or("")));
@@ -272,11 +275,7 @@ TEST_F(KafkaTest, ANewGroupStartsEveryPartitionAtAConcreteOffsetFromOneLookup) {
   auto producer = NewProducer(reports);
   ASSERT_NE(producer, nullptr);
   constexpr int kMessages = 40;
-  for (int i = 0; i < kMessages; ++i) {
-    const std::string key = std::to_string(i);
-    ASSERT_TRUE(producer->Produce(topic, key, key, static_cast<uint64_t>(i)).ok());
-  }
-  ASSERT_TRUE(producer->Flush(30s).ok());
+  ProduceNumbered(*producer, topic, 0, kMessages);
 
   size_t got = 0;
   std::string text;
