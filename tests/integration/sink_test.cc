@@ -8,9 +8,11 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "cdc_harness.h"
@@ -82,6 +84,15 @@ class SinkTest : public CdcFixture {
   int StopSink() {
     sink_->Signal(SIGTERM);
     return sink_->Wait(seconds(60)).value_or(-1);
+  }
+
+  // 'view' events of users u<first> … u<last>, in one transaction.
+  void InsertViews(int first, int last) {
+    Exec(fmt::format(
+        "INSERT INTO events (event_id, experiment_id, variant_id, user_id, event_type, value, "
+        "ts) SELECT gen_random_uuid(), 1, 1, 'u' || g, 'view', g, now() FROM "
+        "generate_series({}, {}) g",
+        first, last));
   }
 
   // A counter of the sink's /metrics, -1 when unreadable.
@@ -445,12 +456,7 @@ TEST_F(SinkTest, ClickHouseDownFor20sMidStreamIsEqualAfterwards) {
   ExpectEqual(false);
   std::thread writer([&] {
     for (int i = 0; i < 40; ++i) {
-      Exec(
-          fmt::format("INSERT INTO events (event_id, experiment_id, variant_id, user_id, "
-                      "event_type, value, ts) "
-                      "SELECT gen_random_uuid(), 1, 1, 'u' || g, 'view', g, now() FROM "
-                      "generate_series({}, {}) g",
-                      i * 1000, i * 1000 + 999));
+      InsertViews(i * 1000, i * 1000 + 999);
       std::this_thread::sleep_for(milliseconds(1000));
     }
   });
@@ -468,6 +474,49 @@ TEST_F(SinkTest, ClickHouseDownFor20sMidStreamIsEqualAfterwards) {
   writer.join();
   ExpectEqual(false, seconds(180));
   EXPECT_EQ(Metric("splitstream_sink_paused"), 0);
+  EXPECT_EQ(StopSink(), 0);
+  EXPECT_EQ(StopCdc(), 0);
+}
+
+// SIGTERM while the Kafka broker is frozen (SIGSTOP: connections open, nothing answers) in
+// the middle of a stream, so a commit is waiting for the group coordinator: the sink gives up
+// on each commit and on leaving the group after 10 s (librdkafka alone waits out its session
+// and socket timeouts, 45 and 60 s, per call) and exits, having committed nothing it had not
+// written; a new sink in the group then carries on without loss.
+TEST_F(SinkTest, StopWhileTheBrokerIsFrozenEndsInBoundedTime) {
+  std::string stack = Env("SPLITSTREAM_STACK_DIR");
+  ASSERT_FALSE(stack.empty()) << "SPLITSTREAM_STACK_DIR is not set";
+  pid_t kafka = static_cast<pid_t>(std::atoi(ReadFile(stack + "/run/kafka.pid").c_str()));
+  ASSERT_GT(kafka, 0) << stack << "/run/kafka.pid";
+  Exec(kSeed);
+  StartCdc();
+  StartSink();
+  ExpectEqual(false);
+  std::atomic<bool> writing{true};
+  std::thread writer([&] {
+    for (int i = 0; writing.load(); ++i) {
+      InsertViews(i * 200, i * 200 + 199);
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+  });
+  std::this_thread::sleep_for(seconds(3));
+  ASSERT_EQ(kill(kafka, SIGSTOP), 0);
+  std::this_thread::sleep_for(seconds(2));
+  const auto start = std::chrono::steady_clock::now();
+  sink_->Signal(SIGTERM);
+  const std::optional<int> code = sink_->Wait(seconds(240));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(kill(kafka, SIGCONT), 0);
+  writing = false;
+  writer.join();
+  ASSERT_TRUE(code.has_value()) << "the sink did not stop within 240 s";
+  EXPECT_LT(took, seconds(75)) << ReadFile(sink_log_);
+  std::fprintf(stderr, "sink stopped %lld ms after SIGTERM, exit code %d\n",
+               static_cast<long long>(std::chrono::duration_cast<milliseconds>(took).count()),
+               *code);
+
+  StartSink();  // same group: carries on from the last commit
+  ExpectEqual(false, seconds(240));
   EXPECT_EQ(StopSink(), 0);
   EXPECT_EQ(StopCdc(), 0);
 }

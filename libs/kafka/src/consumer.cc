@@ -2,9 +2,13 @@
 //
 // The main queue is forwarded to the consumer queue (rd_kafka_poll_set_consumer), so rebalance,
 // error and commit callbacks all run inside Poll/Close on the owner's thread.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <memory>
 #include <set>
 
 #include "rd_common.h"
@@ -78,8 +82,11 @@ class ConsumerImpl final : public Consumer {
     rd_kafka_conf_set_error_cb(conf.get(), &ConsumerImpl::OnError);
     SPLITSTREAM_ASSIGN_OR_RETURN(internal::HandlePtr rk,
                                  internal::NewHandle(RD_KAFKA_CONSUMER, std::move(conf)));
-    // Shared with every Message: the handle is destroyed when the last of them is.
-    rk_ = std::shared_ptr<rd_kafka_t>(std::move(rk));
+    // Shared with every Message: the handle is destroyed when the last of them is. After a
+    // Close that gave up (abandon_group_), destroying it must not try to leave the group again.
+    rk_ = std::shared_ptr<rd_kafka_t>(rk.release(), [abandon = abandon_group_](rd_kafka_t* h) {
+      rd_kafka_destroy_flags(h, abandon->load() ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
+    });
     SPLITSTREAM_RETURN_IF_ERROR(
         ErrorToStatus(rd_kafka_poll_set_consumer(rk_.get()), "kafka consumer queue"));
 
@@ -140,9 +147,27 @@ class ConsumerImpl final : public Consumer {
       rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
           offset;
     }
+    // rd_kafka_commit(async=0) would wait for an unreachable coordinator about as long as the
+    // session timeout; the answer is awaited on a queue of our own, for commit_timeout. A
+    // commit given up on may still land later: it only ever holds offsets the owner had
+    // finished with.
+    std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(
+        rd_kafka_queue_new(rk_.get()), &rd_kafka_queue_destroy);
     SPLITSTREAM_RETURN_IF_ERROR(
-        ErrorToStatus(rd_kafka_commit(rk_.get(), list.get(), /*async=*/0), "kafka commit"));
-    return FirstPartitionError(list.get(), "kafka commit");
+        ErrorToStatus(rd_kafka_commit_queue(rk_.get(), list.get(), queue.get(), nullptr, nullptr),
+                      "kafka commit"));
+    std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> answer(
+        rd_kafka_queue_poll(queue.get(), static_cast<int>(options_.commit_timeout.count())),
+        &rd_kafka_event_destroy);
+    if (answer == nullptr) {
+      return Status::Unavailable(
+          fmt::format("kafka commit: no answer from the group coordinator within {} ms",
+                      options_.commit_timeout.count()));
+    }
+    SPLITSTREAM_RETURN_IF_ERROR(ErrorToStatus(rd_kafka_event_error(answer.get()), "kafka commit"));
+    const rd_kafka_topic_partition_list_t* committed =
+        rd_kafka_event_topic_partition_list(answer.get());
+    return committed == nullptr ? Status::Ok() : FirstPartitionError(committed, "kafka commit");
   }
 
   Status Pause(std::span<const TopicPartition> partitions) override {
@@ -236,8 +261,27 @@ class ConsumerImpl final : public Consumer {
 
   Status Close() override {
     if (closed_) return Status::Ok();
-    // on_revoked runs inside consumer_close and may still Commit: mark closed afterwards.
-    Status st = ErrorToStatus(rd_kafka_consumer_close(rk_.get()), "kafka consumer close");
+    // rd_kafka_consumer_close would wait for an unreachable group coordinator about as long
+    // as the session timeout: the close runs on the consumer queue, served here (on_revoked
+    // runs in it and may still Commit, so closed_ is set afterwards) for close_timeout. Given
+    // up, the group is left to expire this member after its session timeout, and nothing
+    // more is committed: the partitions' next owner re-reads from the last commit.
+    std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(
+        rd_kafka_queue_get_consumer(rk_.get()), &rd_kafka_queue_destroy);
+    Status st = ErrorToStatus(rd_kafka_consumer_close_queue(rk_.get(), queue.get()),
+                              "kafka consumer close");
+    const auto deadline = std::chrono::steady_clock::now() + options_.close_timeout;
+    while (st.ok() && rd_kafka_consumer_closed(rk_.get()) == 0) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        abandon_group_->store(true);
+        st = Status::Unavailable(
+            fmt::format("kafka consumer close: the group coordinator did not answer within {} "
+                        "ms; the group drops this member after its session timeout",
+                        options_.close_timeout.count()));
+        break;
+      }
+      rd_kafka_queue_poll_callback(queue.get(), 100);  // serves the rebalance callback
+    }
     closed_ = true;
     return st;
   }
@@ -437,6 +481,7 @@ class ConsumerImpl final : public Consumer {
   }
 
   ConsumerOptions options_;
+  std::shared_ptr<std::atomic<bool>> abandon_group_ = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<rd_kafka_t> rk_;
   bool closed_ = false;
   ResetPolicy reset_policy_ = ResetPolicy::kNone;
@@ -451,6 +496,10 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(ConsumerOptions options) {
   if (options.subscriptions.empty()) {
     return Status::InvalidArgument("kafka consumer needs at least one subscription",
                                    "subscriptions");
+  }
+  if (options.commit_timeout.count() <= 0 || options.close_timeout.count() <= 0) {
+    return Status::InvalidArgument("kafka consumer commit and close timeouts must be positive",
+                                   "commit_timeout");
   }
   auto consumer = std::make_unique<ConsumerImpl>(std::move(options));
   SPLITSTREAM_RETURN_IF_ERROR(consumer->Init());

@@ -441,6 +441,101 @@ TEST(KafkaMockTest, ConsumerCommitsPausesAndResumes) {
   EXPECT_EQ(from_p1, 0u);
 }
 
+// Three messages in topic "down" of `cluster`, and a member of group "down-group" (`options`
+// with brokers, group and subscription filled in) that has read them.
+std::unique_ptr<Consumer> MemberThatReadThree(MockCluster& cluster, ConsumerOptions options) {
+  cluster.CreateTopic("down", 1);
+  Reports reports;
+  auto producer = Producer::Create(MockProducerOptions(cluster), reports.Callback());
+  EXPECT_TRUE(producer.ok());
+  if (!producer.ok()) return nullptr;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE((*producer)->Produce("down", "k", "v", i).ok());
+  EXPECT_TRUE((*producer)->Flush(10s).ok());
+  options.brokers = cluster.bootstraps();
+  options.group_id = "down-group";
+  options.subscriptions = {"down"};
+  auto consumer = Consumer::Create(options);
+  EXPECT_TRUE(consumer.ok()) << consumer.status().ToString();
+  if (!consumer.ok()) return nullptr;
+  size_t read = 0;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (read < 3 && std::chrono::steady_clock::now() < deadline) {
+    auto batch = (*consumer)->Poll(100, 100ms);
+    EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+    if (!batch.ok()) return nullptr;
+    read += batch->size();
+  }
+  EXPECT_EQ(read, 3u);
+  return std::move(*consumer);
+}
+
+// With the group coordinator unreachable, librdkafka's synchronous commit waits for it about
+// as long as the session timeout (45 s by default); Commit gives up after
+// ConsumerOptions::commit_timeout instead, so a sink stopping while Kafka is down stops in
+// bounded time. The offsets are committed once the coordinator is back.
+TEST(KafkaMockTest, CommitGivesUpAfterItsTimeoutWhileTheCoordinatorIsDown) {
+  MockCluster cluster;
+  ConsumerOptions options;
+  options.commit_timeout = 1s;
+  std::unique_ptr<Consumer> consumer = MemberThatReadThree(cluster, options);
+  ASSERT_NE(consumer, nullptr);
+  const TopicPartition tp{"down", 0};
+  std::vector<std::pair<TopicPartition, int64_t>> first = {{tp, 2}};
+  ASSERT_TRUE(consumer->Commit(first).ok());
+
+  rd_kafka_mock_broker_set_down(cluster.get(), 1);
+  std::vector<std::pair<TopicPartition, int64_t>> all = {{tp, 3}};
+  const auto start = std::chrono::steady_clock::now();
+  Status st = consumer->Commit(all);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_NE(st.ToString().find("no answer"), std::string::npos) << st.ToString();
+  EXPECT_LT(took, 10s);
+
+  rd_kafka_mock_broker_set_up(cluster.get(), 1);
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  Status again = Status::Unavailable("not tried");
+  while (!again.ok() && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(consumer->Poll(100, 100ms).ok());
+    again = consumer->Commit(all);
+  }
+  EXPECT_TRUE(again.ok()) << again.ToString();
+  auto lag = consumer->Lag(5s);
+  ASSERT_TRUE(lag.ok()) << lag.status().ToString();
+  ASSERT_EQ(lag->size(), 1u);
+  EXPECT_EQ((*lag)[0].committed, 3);
+  EXPECT_TRUE(consumer->Close().ok());
+}
+
+// Closing while the coordinator is down, after a commit it never answered: librdkafka's close
+// would wait about as long as the session timeout (45 s by default); Close serves the
+// revocation, then gives up after
+// ConsumerOptions::close_timeout, and destroying the consumer does not wait for the group
+// either.
+TEST(KafkaMockTest, CloseGivesUpAfterItsTimeoutWhileTheCoordinatorIsDown) {
+  MockCluster cluster;
+  ConsumerOptions options;
+  options.commit_timeout = 1s;
+  options.close_timeout = 2s;
+  int revoked = 0;
+  options.on_revoked = [&](std::span<const TopicPartition> tps) {
+    revoked += static_cast<int>(tps.size());
+  };
+  std::unique_ptr<Consumer> consumer = MemberThatReadThree(cluster, options);
+  ASSERT_NE(consumer, nullptr);
+
+  // A commit given up on stays queued for the coordinator, and the close waits for it.
+  rd_kafka_mock_broker_set_down(cluster.get(), 1);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::pair<TopicPartition, int64_t>> all = {{{"down", 0}, 3}};
+  EXPECT_EQ(consumer->Commit(all).code(), StatusCode::kUnavailable);
+  Status st = consumer->Close();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_EQ(revoked, 1);
+  consumer.reset();  // destroying the handle does not wait for the group either
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
+}
+
 TEST(KafkaMockTest, CachedLagCountsWhatPollHasNotReturnedYet) {
   MockCluster cluster;
   cluster.CreateTopic("backlog", 1);

@@ -130,6 +130,11 @@ struct ConsumerOptions {
   std::map<std::string, std::string> overrides;
   PartitionsCallback on_assigned;  // optional
   PartitionsCallback on_revoked;   // optional; also for partitions lost without a revoke
+  // How long Commit waits for the group coordinator's answer, and Close for the group to be
+  // left, before they report Unavailable (librdkafka alone would wait for an unreachable
+  // coordinator about as long as the session timeout, 45 s).
+  std::chrono::milliseconds commit_timeout{10'000};
+  std::chrono::milliseconds close_timeout{10'000};
 };
 
 // One consumed message. Owns its bytes (wraps librdkafka's message and destroys it with
