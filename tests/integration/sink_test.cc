@@ -86,6 +86,14 @@ class SinkTest : public CdcFixture {
     return sink_->Wait(seconds(60)).value_or(-1);
   }
 
+  // The PID scripts/stack recorded for `server` ("clickhouse", "kafka") of the shared test
+  // stack in SPLITSTREAM_STACK_DIR; 0 when there is none.
+  pid_t StackPid(const std::string& server) {
+    const std::string stack = Env("SPLITSTREAM_STACK_DIR");
+    if (stack.empty()) return 0;
+    return static_cast<pid_t>(std::atoi(ReadFile(stack + "/run/" + server + ".pid").c_str()));
+  }
+
   // 'view' events of users u<first> … u<last>, in one transaction.
   void InsertViews(int first, int last) {
     Exec(fmt::format(
@@ -446,10 +454,9 @@ TEST_F(SinkTest, FilesFanOutIsAnIndependentGroupWritingHourlyJsonLines) {
 // restarts it with `scripts/stack up`: the sink retries with backoff (partitions paused,
 // nothing committed) and catches up without loss or visible duplicates.
 TEST_F(SinkTest, ClickHouseDownFor20sMidStreamIsEqualAfterwards) {
-  std::string stack = Env("SPLITSTREAM_STACK_DIR");
-  ASSERT_FALSE(stack.empty()) << "SPLITSTREAM_STACK_DIR is not set";
-  pid_t ch_pid = static_cast<pid_t>(std::atoi(ReadFile(stack + "/run/clickhouse.pid").c_str()));
-  ASSERT_GT(ch_pid, 0) << stack << "/run/clickhouse.pid";
+  const std::string stack = Env("SPLITSTREAM_STACK_DIR");
+  const pid_t ch_pid = StackPid("clickhouse");
+  ASSERT_GT(ch_pid, 0) << "no ClickHouse PID under SPLITSTREAM_STACK_DIR=" << stack;
   Exec(kSeed);
   StartCdc();
   StartSink();
@@ -484,10 +491,9 @@ TEST_F(SinkTest, ClickHouseDownFor20sMidStreamIsEqualAfterwards) {
 // and socket timeouts, 45 and 60 s, per call) and exits, having committed nothing it had not
 // written; a new sink in the group then carries on without loss.
 TEST_F(SinkTest, StopWhileTheBrokerIsFrozenEndsInBoundedTime) {
-  std::string stack = Env("SPLITSTREAM_STACK_DIR");
-  ASSERT_FALSE(stack.empty()) << "SPLITSTREAM_STACK_DIR is not set";
-  pid_t kafka = static_cast<pid_t>(std::atoi(ReadFile(stack + "/run/kafka.pid").c_str()));
-  ASSERT_GT(kafka, 0) << stack << "/run/kafka.pid";
+  const pid_t kafka = StackPid("kafka");
+  ASSERT_GT(kafka, 0) << "no Kafka PID under SPLITSTREAM_STACK_DIR="
+                      << Env("SPLITSTREAM_STACK_DIR");
   Exec(kSeed);
   StartCdc();
   StartSink();
