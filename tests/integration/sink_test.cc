@@ -487,9 +487,9 @@ TEST_F(SinkTest, ClickHouseDownFor20sMidStreamIsEqualAfterwards) {
 
 // SIGTERM while the Kafka broker is frozen (SIGSTOP: connections open, nothing answers) in
 // the middle of a stream, so a commit is waiting for the group coordinator: the sink gives up
-// on each commit and on leaving the group after 10 s (librdkafka alone waits out its session
-// and socket timeouts, 45 and 60 s, per call) and exits, having committed nothing it had not
-// written; a new sink in the group then carries on without loss.
+// on each commit and on leaving the group after 10 s (librdkafka's synchronous commit and
+// close waited for minutes here) and exits, having committed nothing it had not written; a
+// new sink in the group then carries on without loss.
 TEST_F(SinkTest, StopWhileTheBrokerIsFrozenEndsInBoundedTime) {
   const pid_t kafka = StackPid("kafka");
   ASSERT_GT(kafka, 0) << "no Kafka PID under SPLITSTREAM_STACK_DIR="
@@ -516,7 +516,7 @@ TEST_F(SinkTest, StopWhileTheBrokerIsFrozenEndsInBoundedTime) {
   writing = false;
   writer.join();
   ASSERT_TRUE(code.has_value()) << "the sink did not stop within 240 s";
-  EXPECT_LT(took, seconds(75)) << ReadFile(sink_log_);
+  EXPECT_LT(took, seconds(120)) << ReadFile(sink_log_);
   std::fprintf(stderr, "sink stopped %lld ms after SIGTERM, exit code %d\n",
                static_cast<long long>(std::chrono::duration_cast<milliseconds>(took).count()),
                *code);

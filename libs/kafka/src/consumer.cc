@@ -280,7 +280,10 @@ class ConsumerImpl final : public Consumer {
                         options_.close_timeout.count()));
         break;
       }
-      rd_kafka_queue_poll_callback(queue.get(), 100);  // serves the rebalance callback
+      // Serves the rebalance callback; messages fetched before the close are dropped (a
+      // queue served for callbacks only would trip librdkafka's assertion on them).
+      rd_kafka_message_t* left = rd_kafka_consumer_poll(rk_.get(), 100);
+      if (left != nullptr) rd_kafka_message_destroy(left);
     }
     closed_ = true;
     return st;

@@ -441,15 +441,16 @@ TEST(KafkaMockTest, ConsumerCommitsPausesAndResumes) {
   EXPECT_EQ(from_p1, 0u);
 }
 
-// Three messages in topic "down" of `cluster`, and a member of group "down-group" (`options`
-// with brokers, group and subscription filled in) that has read them.
+// Five messages in topic "down" of `cluster`, and a member of group "down-group" (`options`
+// with brokers, group and subscription filled in) that has read the first three, one Poll
+// each (the others are fetched and wait in its queue).
 std::unique_ptr<Consumer> MemberThatReadThree(MockCluster& cluster, ConsumerOptions options) {
   cluster.CreateTopic("down", 1);
   Reports reports;
   auto producer = Producer::Create(MockProducerOptions(cluster), reports.Callback());
   EXPECT_TRUE(producer.ok());
   if (!producer.ok()) return nullptr;
-  for (int i = 0; i < 3; ++i) EXPECT_TRUE((*producer)->Produce("down", "k", "v", i).ok());
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE((*producer)->Produce("down", "k", "v", i).ok());
   EXPECT_TRUE((*producer)->Flush(10s).ok());
   options.brokers = cluster.bootstraps();
   options.group_id = "down-group";
@@ -460,7 +461,7 @@ std::unique_ptr<Consumer> MemberThatReadThree(MockCluster& cluster, ConsumerOpti
   size_t read = 0;
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (read < 3 && std::chrono::steady_clock::now() < deadline) {
-    auto batch = (*consumer)->Poll(100, 100ms);
+    auto batch = (*consumer)->Poll(1, 100ms);
     EXPECT_TRUE(batch.ok()) << batch.status().ToString();
     if (!batch.ok()) return nullptr;
     read += batch->size();
@@ -509,9 +510,9 @@ TEST(KafkaMockTest, CommitGivesUpAfterItsTimeoutWhileTheCoordinatorIsDown) {
 
 // Closing while the coordinator is down, after a commit it never answered: librdkafka's close
 // would wait about as long as the session timeout (45 s by default); Close serves the
-// revocation, then gives up after
-// ConsumerOptions::close_timeout, and destroying the consumer does not wait for the group
-// either.
+// revocation (dropping the messages still queued), then gives up after
+// ConsumerOptions::close_timeout. Destroying the handle may still wait for the group to
+// terminate (librdkafka 2.0.2), which this test does not time.
 TEST(KafkaMockTest, CloseGivesUpAfterItsTimeoutWhileTheCoordinatorIsDown) {
   MockCluster cluster;
   ConsumerOptions options;
@@ -530,10 +531,9 @@ TEST(KafkaMockTest, CloseGivesUpAfterItsTimeoutWhileTheCoordinatorIsDown) {
   std::vector<std::pair<TopicPartition, int64_t>> all = {{{"down", 0}, 3}};
   EXPECT_EQ(consumer->Commit(all).code(), StatusCode::kUnavailable);
   Status st = consumer->Close();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);  // 1 s + 2 s, and slack
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
   EXPECT_EQ(revoked, 1);
-  consumer.reset();  // destroying the handle does not wait for the group either
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
 }
 
 TEST(KafkaMockTest, CachedLagCountsWhatPollHasNotReturnedYet) {
