@@ -19,12 +19,6 @@ Result<internal::HandlePtr> AdminHandle(const std::string& brokers,
   return internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf));
 }
 
-struct QueueDeleter {
-  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
-};
-struct EventDeleter {
-  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
-};
 struct NewTopicDeleter {
   void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
 };
@@ -65,10 +59,10 @@ Status CreateTopics(const std::string& brokers, const std::map<std::string, std:
                                                 errstr, sizeof(errstr))) {
     return Status::InvalidArgument(std::string("kafka create topics: ") + errstr);
   }
-  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(rk.get()));
+  internal::QueuePtr queue(rd_kafka_queue_new(rk.get()));
   rd_kafka_CreateTopics(rk.get(), raw.data(), raw.size(), options.get(), queue.get());
   // The request timeout bounds the answer; a little slack covers the local queueing.
-  std::unique_ptr<rd_kafka_event_t, EventDeleter> event(
+  internal::EventPtr event(
       rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
   if (!event) return Status::Unavailable("kafka create topics: no answer in time");
   SPLITSTREAM_RETURN_IF_ERROR(

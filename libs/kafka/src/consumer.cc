@@ -151,14 +151,12 @@ class ConsumerImpl final : public Consumer {
     // session timeout; the answer is awaited on a queue of our own, for commit_timeout. A
     // commit given up on may still land later: it only ever holds offsets the owner had
     // finished with.
-    std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(
-        rd_kafka_queue_new(rk_.get()), &rd_kafka_queue_destroy);
+    internal::QueuePtr queue(rd_kafka_queue_new(rk_.get()));
     SPLITSTREAM_RETURN_IF_ERROR(
         ErrorToStatus(rd_kafka_commit_queue(rk_.get(), list.get(), queue.get(), nullptr, nullptr),
                       "kafka commit"));
-    std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> answer(
-        rd_kafka_queue_poll(queue.get(), static_cast<int>(options_.commit_timeout.count())),
-        &rd_kafka_event_destroy);
+    internal::EventPtr answer(
+        rd_kafka_queue_poll(queue.get(), static_cast<int>(options_.commit_timeout.count())));
     if (answer == nullptr) {
       return Status::Unavailable(
           fmt::format("kafka commit: no answer from the group coordinator within {} ms",
@@ -266,8 +264,7 @@ class ConsumerImpl final : public Consumer {
     // runs in it and may still Commit, so closed_ is set afterwards) for close_timeout. Given
     // up, the group is left to expire this member after its session timeout, and nothing
     // more is committed: the partitions' next owner re-reads from the last commit.
-    std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(
-        rd_kafka_queue_get_consumer(rk_.get()), &rd_kafka_queue_destroy);
+    internal::QueuePtr queue(rd_kafka_queue_get_consumer(rk_.get()));
     Status st = ErrorToStatus(rd_kafka_consumer_close_queue(rk_.get(), queue.get()),
                               "kafka consumer close");
     const auto deadline = std::chrono::steady_clock::now() + options_.close_timeout;
@@ -500,9 +497,13 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(ConsumerOptions options) {
     return Status::InvalidArgument("kafka consumer needs at least one subscription",
                                    "subscriptions");
   }
-  if (options.commit_timeout.count() <= 0 || options.close_timeout.count() <= 0) {
-    return Status::InvalidArgument("kafka consumer commit and close timeouts must be positive",
+  if (options.commit_timeout.count() <= 0) {
+    return Status::InvalidArgument("kafka consumer commit timeout must be positive",
                                    "commit_timeout");
+  }
+  if (options.close_timeout.count() <= 0) {
+    return Status::InvalidArgument("kafka consumer close timeout must be positive",
+                                   "close_timeout");
   }
   auto consumer = std::make_unique<ConsumerImpl>(std::move(options));
   SPLITSTREAM_RETURN_IF_ERROR(consumer->Init());

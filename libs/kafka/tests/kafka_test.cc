@@ -61,6 +61,16 @@ class KafkaTest : public ::testing::Test {
     return consumer.ok() ? std::move(consumer).value() : nullptr;
   }
 
+  // A new topic of `partitions` partitions named Unique(what); empty (and the test failed)
+  // when it could not be created.
+  std::string NewTopic(std::string_view what, int partitions) {
+    std::string topic = Unique(what);
+    const std::vector<std::string> topics = {topic};
+    Status created = CreateTopics(Brokers(), topics, partitions, 1, 10s);
+    EXPECT_TRUE(created.ok()) << created.ToString();
+    return created.ok() ? topic : std::string();
+  }
+
   // A producer on the test brokers whose delivery reports go to `reports`.
   std::unique_ptr<Producer> NewProducer(Reports& reports) {
     ProducerOptions options;
@@ -231,9 +241,8 @@ TEST_F(KafkaTest, ProduceConsumeByRegexCommitAndResumeAfterRestart) {
 // offsets when partitions are assigned and starts a partition without one at the beginning
 // (earliest, the default: ProduceConsumeByRegexCommitAndResumeAfterRestart) or at the end.
 TEST_F(KafkaTest, ANewGroupWithAutoOffsetResetLatestReadsOnlyWhatComesAfterItJoined) {
-  const std::string topic = Unique("latest");
-  const std::vector<std::string> topics = {topic};
-  ASSERT_TRUE(CreateTopics(Brokers(), topics, 2, 1, 10s).ok());
+  const std::string topic = NewTopic("latest", 2);
+  ASSERT_FALSE(topic.empty());
   Reports reports;
   auto producer = NewProducer(reports);
   ASSERT_NE(producer, nullptr);
@@ -268,9 +277,8 @@ TEST_F(KafkaTest, ANewGroupWithAutoOffsetResetLatestReadsOnlyWhatComesAfterItJoi
 // ListOffsets request for all of them (not two per partition), and no logical BEGINNING for
 // librdkafka to resolve when the fetch starts (libs/kafka README, "Start offsets").
 TEST_F(KafkaTest, ANewGroupStartsEveryPartitionAtAConcreteOffsetFromOneLookup) {
-  const std::string topic = Unique("concrete");
-  const std::vector<std::string> topics = {topic};
-  ASSERT_TRUE(CreateTopics(Brokers(), topics, 4, 1, 10s).ok());
+  const std::string topic = NewTopic("concrete", 4);
+  ASSERT_FALSE(topic.empty());
   Reports reports;
   auto producer = NewProducer(reports);
   ASSERT_NE(producer, nullptr);
@@ -314,9 +322,9 @@ TEST_F(KafkaTest, ANewGroupStartsEveryPartitionAtAConcreteOffsetFromOneLookup) {
 }
 
 TEST_F(KafkaTest, ResetOnAssignRewindsToEarliestOrToATimestamp) {
-  const std::string topic = Unique("reset");
+  const std::string topic = NewTopic("reset", 1);
+  ASSERT_FALSE(topic.empty());
   const std::vector<std::string> topics = {topic};
-  ASSERT_TRUE(CreateTopics(Brokers(), topics, 1, 1, 10s).ok());
   Reports reports;
   auto producer = NewProducer(reports);
   ASSERT_NE(producer, nullptr);
@@ -388,9 +396,9 @@ TEST_F(KafkaTest, ResetOnAssignRewindsToEarliestOrToATimestamp) {
 }
 
 TEST_F(KafkaTest, CooperativeRebalancingSplitsPartitionsBetweenMembers) {
-  const std::string topic = Unique("coop");
+  const std::string topic = NewTopic("coop", 4);
+  ASSERT_FALSE(topic.empty());
   const std::vector<std::string> topics = {topic};
-  ASSERT_TRUE(CreateTopics(Brokers(), topics, 4, 1, 10s).ok());
   ConsumerOptions options;
   options.brokers = Brokers();
   options.group_id = Unique("coopgroup");
