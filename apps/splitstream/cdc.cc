@@ -1,9 +1,6 @@
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <csignal>
-#include <thread>
 
 #include "commands.h"
 #include "splitstream/api/ops_server.h"
@@ -13,6 +10,7 @@
 #include "splitstream/pipeline/cdc.h"
 #include "splitstream/pipeline/clickhouse_emitter.h"
 #include "splitstream/pipeline/kafka_emitter.h"
+#include "stop_signals.h"
 
 namespace splitstream::app {
 namespace {
@@ -56,13 +54,10 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
   SPLITSTREAM_ASSIGN_OR_RETURN(auto metrics_addr,
                                config::SplitHostPort(opts.metrics_addr, "metrics_addr"));
 
-  // Block the shutdown signals in every thread started from here; a watcher turns them into
-  // the stop flag.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any thread starts. The process ends at the latest kStopSlack after the stop's own
+  // budget (the flush of what is in flight); released by its destructor, after everything
+  // declared below is destroyed.
+  StopSignals signals("cdc", cdc_opts.shutdown_flush_timeout + kStopSlack);
 
   pipeline::AckTracker tracker;
   // The database name for source.db comes from the server.
@@ -104,21 +99,7 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
                  metrics_addr.first, ops_server->port(), cfg.kafka_brokers, cfg.topic_prefix);
   }
 
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig == SIGTERM || sig == SIGINT) {
-      spdlog::info("cdc: {} received, stopping", strsignal(sig));
-      stop = true;
-    }
-  });
-  Status st = cdc->Run(stop);
-  if (!stop.load()) {
-    // Run ended by itself (an error): release the watcher.
-    pthread_kill(watcher.native_handle(), SIGTERM);
-  }
-  watcher.join();
+  Status st = cdc->Run(signals.stop());
   ops_server->Shutdown();
   return st;
 }

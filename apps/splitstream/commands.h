@@ -62,6 +62,7 @@ struct SinkCommandOptions {
   std::string reset_offsets;          // "", earliest or an ISO-8601 timestamp
   std::string dlq_topic;              // empty: {prefix}.dlq
   std::string metrics_addr = "127.0.0.1:9188";
+  int64_t shutdown_timeout_ms = 15000;  // the stop's budget; the process ends 10 s after at most
   // librdkafka consumer properties (KEY=VALUE), applied over the defaults; the group and
   // offset settings the sink's guarantees rest on cannot be changed.
   std::vector<std::string> kafka_properties;

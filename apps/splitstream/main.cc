@@ -125,6 +125,11 @@ int main(int argc, char** argv) {
   sink->add_option("--dlq-topic", sink_opts.dlq_topic, "dead-letter topic (default {prefix}.dlq)");
   sink->add_option("--metrics-addr", sink_opts.metrics_addr, "host:port of /metrics (port 0: any)")
       ->capture_default_str();
+  sink->add_option("--shutdown-timeout-ms", sink_opts.shutdown_timeout_ms,
+                   "on SIGTERM: flush, commit and leave the group within this; the process "
+                   "ends 10 s later at the latest, or at a second signal")
+      ->check(CLI::Range(int64_t{1000}, int64_t{3600000}))
+      ->capture_default_str();
   sink->add_option("--kafka-property", sink_opts.kafka_properties,
                    "librdkafka consumer property KEY=VALUE over the defaults (repeatable), e.g. "
                    "queued.max.messages.kbytes=65536");

@@ -1,12 +1,10 @@
-#include <pthread.h>
 #include <spdlog/spdlog.h>
-
-#include <csignal>
 
 #include "commands.h"
 #include "splitstream/api/server.h"
 #include "splitstream/experiments/service.h"
 #include "splitstream/pg/pg.h"
+#include "stop_signals.h"
 
 namespace splitstream::app {
 
@@ -18,12 +16,9 @@ Status RunServe(const config::Config& cfg) {
   }
   SPLITSTREAM_ASSIGN_OR_RETURN(auto host_port, cfg.HttpHostPort());
 
-  // Block the shutdown signals in every thread started from here; this thread waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any thread starts; released by its destructor, after everything declared below is
+  // destroyed. In-flight requests get 15 s to finish (a results query takes seconds).
+  StopSignals signals("serve", std::chrono::seconds(15) + kStopSlack);
 
   SPLITSTREAM_ASSIGN_OR_RETURN(auto pool,
                                pg::Pool::Create(cfg.pg_dsn, static_cast<int>(cfg.pg_pool_size)));
@@ -46,9 +41,8 @@ Status RunServe(const config::Config& cfg) {
   spdlog::info("serve: listening on http://{}:{} ({} PostgreSQL connections)", host_port.first,
                server->port(), pool->size());
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("serve: {} received, finishing in-flight requests", strsignal(sig));
+  signals.Wait();
+  spdlog::info("serve: finishing in-flight requests");
   server->Shutdown();
   server->Wait();
   service->Shutdown();

@@ -14,6 +14,7 @@
 #include "splitstream/kafka/kafka.h"
 #include "splitstream/pipeline/clickhouse_writer.h"
 #include "splitstream/pipeline/sink.h"
+#include "stop_signals.h"
 
 namespace splitstream::app {
 namespace {
@@ -111,6 +112,9 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
                            : to_files          ? "files-archive"
                                                : "clickhouse-consumer";
   consumer_opts.subscriptions = opts.topics;
+  // A commit that gets no answer is retried with the next flush anyway; a short wait keeps a
+  // stop that comes during one within its bound (StopSignals below).
+  consumer_opts.commit_timeout = std::chrono::milliseconds(5000);
   if (consumer_opts.subscriptions.empty()) {
     consumer_opts.subscriptions = {"^" + EscapeRegex(cfg.topic_prefix) + "\\.public\\..*"};
   }
@@ -126,22 +130,14 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
           "kafka_property"));
   for (auto& [key, value] : consumer_properties) consumer_opts.overrides[key] = value;
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    spdlog::info("sink: {} received, stopping", strsignal(sig));
-    stop = true;
-  });
-  auto release_watcher = [&] {
-    if (!stop.load()) pthread_kill(watcher.native_handle(), SIGTERM);
-    watcher.join();
-  };
+  sink_opts.shutdown_timeout = std::chrono::milliseconds(opts.shutdown_timeout_ms);
+  // The process ends at the latest kStopSlack after the sink's own stop budget: that covers
+  // what the budget cannot (the commit running when the signal came; an INSERT already sent to
+  // a ClickHouse that hangs runs to its request timeout; librdkafka's release of a handle whose
+  // close gave up).
+  StopSignals signals("sink", sink_opts.shutdown_timeout + kStopSlack);
+  // Released by its destructor, after everything declared below is destroyed.
+  const std::atomic<bool>& stop = signals.stop();
 
   std::unique_ptr<clickhouse::Client> client, insert_client;
   std::unique_ptr<pipeline::ClickHouseWriter> change_writer;
@@ -156,7 +152,6 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
     auto c = clickhouse::Client::Create(ch);
     auto ic = clickhouse::Client::Create(ch);
     if (!c.ok() || !ic.ok()) {
-      release_watcher();
       return c.ok() ? ic.status() : c.status();
     }
     client = std::move(*c);
@@ -172,7 +167,6 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
         break;
       }
       if (w.status().code() != StatusCode::kUnavailable || stop.load()) {
-        release_watcher();
         return w.status();
       }
       spdlog::warn("sink: ClickHouse not reachable, retrying in {} ms: {}", backoff.count(),
@@ -202,7 +196,6 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   auto sink = pipeline::Sink::Create(sink_opts, target.get(), make_consumer, make_producer,
                                      &Clock::System());
   if (!sink.ok()) {
-    release_watcher();
     return sink.status();
   }
 
@@ -215,7 +208,6 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   };
   auto ops_server = api::OpsServer::Start(ops);
   if (!ops_server.ok()) {
-    release_watcher();
     return ops_server.status();
   }
   spdlog::info("sink: metrics on http://{}:{}/metrics; group {} reading {} into {}",
@@ -223,8 +215,8 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
                consumer_opts.subscriptions[0], to_files ? opts.to : cfg.clickhouse_database);
 
   Status st = (*sink)->Run(stop);
-  release_watcher();
   (*ops_server)->Shutdown();
+  spdlog::info("sink: stopped; releasing the Kafka and ClickHouse clients");
   return st;
 }
 

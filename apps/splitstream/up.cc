@@ -60,7 +60,9 @@ Result<std::string> SelfExecutable() {
 }
 
 // Starts `exe args...` with this process's environment, the variables of `env` replacing
-// any of the same name, and no blocked signals.
+// any of the same name, and no blocked signals, in a process group of its own: a Ctrl-C at
+// the terminal reaches `up` alone, which stops the children in order (to a child, a second
+// signal means "exit now").
 Result<pid_t> Spawn(const std::string& exe, const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env) {
   std::vector<std::string> vars;
@@ -85,7 +87,8 @@ Result<pid_t> Spawn(const std::string& exe, const std::vector<std::string>& args
   sigset_t none;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
   pid_t pid = -1;
   int rc = posix_spawn(&pid, exe.c_str(), nullptr, &attr, argv.data(), envp.data());
   posix_spawnattr_destroy(&attr);

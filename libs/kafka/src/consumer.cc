@@ -5,10 +5,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "rd_common.h"
@@ -155,12 +157,11 @@ class ConsumerImpl final : public Consumer {
     SPLITSTREAM_RETURN_IF_ERROR(
         ErrorToStatus(rd_kafka_commit_queue(rk_.get(), list.get(), queue.get(), nullptr, nullptr),
                       "kafka commit"));
-    internal::EventPtr answer(
-        rd_kafka_queue_poll(queue.get(), static_cast<int>(options_.commit_timeout.count())));
+    const std::chrono::milliseconds wait = Capped(options_.commit_timeout);
+    internal::EventPtr answer(rd_kafka_queue_poll(queue.get(), static_cast<int>(wait.count())));
     if (answer == nullptr) {
-      return Status::Unavailable(
-          fmt::format("kafka commit: no answer from the group coordinator within {} ms",
-                      options_.commit_timeout.count()));
+      return Status::Unavailable(fmt::format(
+          "kafka commit: no answer from the group coordinator within {} ms", wait.count()));
     }
     SPLITSTREAM_RETURN_IF_ERROR(ErrorToStatus(rd_kafka_event_error(answer.get()), "kafka commit"));
     const rd_kafka_topic_partition_list_t* committed =
@@ -267,14 +268,15 @@ class ConsumerImpl final : public Consumer {
     internal::QueuePtr queue(rd_kafka_queue_get_consumer(rk_.get()));
     Status st = ErrorToStatus(rd_kafka_consumer_close_queue(rk_.get(), queue.get()),
                               "kafka consumer close");
-    const auto deadline = std::chrono::steady_clock::now() + options_.close_timeout;
+    const std::chrono::milliseconds wait = Capped(options_.close_timeout);
+    const auto deadline = std::chrono::steady_clock::now() + wait;
     while (st.ok() && rd_kafka_consumer_closed(rk_.get()) == 0) {
       if (std::chrono::steady_clock::now() >= deadline) {
         abandon_group_->store(true);
         st = Status::Unavailable(
             fmt::format("kafka consumer close: the group coordinator did not answer within {} "
                         "ms; the group drops this member after its session timeout",
-                        options_.close_timeout.count()));
+                        wait.count()));
         break;
       }
       // Serves the rebalance callback; messages fetched before the close are dropped (a
@@ -286,7 +288,15 @@ class ConsumerImpl final : public Consumer {
     return st;
   }
 
+  void CapWaits(std::chrono::milliseconds limit) override {
+    wait_cap_ = std::max(limit, std::chrono::milliseconds(1));
+  }
+
  private:
+  std::chrono::milliseconds Capped(std::chrono::milliseconds timeout) const {
+    return wait_cap_ ? std::min(timeout, *wait_cap_) : timeout;
+  }
+
   Status CheckUsable() const {
     if (closed_) return Status::FailedPrecondition("kafka consumer is closed");
     return CheckFatal();
@@ -484,6 +494,7 @@ class ConsumerImpl final : public Consumer {
   std::shared_ptr<std::atomic<bool>> abandon_group_ = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<rd_kafka_t> rk_;
   bool closed_ = false;
+  std::optional<std::chrono::milliseconds> wait_cap_;  // CapWaits
   ResetPolicy reset_policy_ = ResetPolicy::kNone;
   int64_t reset_timestamp_ms_ = 0;
   std::set<TopicPartition> reset_done_;

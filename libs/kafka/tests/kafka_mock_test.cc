@@ -536,6 +536,29 @@ TEST(KafkaMockTest, CloseGivesUpAfterItsTimeoutWhileTheCoordinatorIsDown) {
   EXPECT_EQ(revoked, 1);
 }
 
+// A caller with a deadline (a stopping sink) caps both waits below the configured timeouts.
+TEST(KafkaMockTest, CapWaitsShortensCommitAndCloseWhileTheCoordinatorIsDown) {
+  MockCluster cluster;
+  ConsumerOptions options;
+  options.commit_timeout = 60s;
+  options.close_timeout = 60s;
+  std::unique_ptr<Consumer> consumer = MemberThatReadThree(cluster, options);
+  ASSERT_NE(consumer, nullptr);
+
+  rd_kafka_mock_broker_set_down(cluster.get(), 1);
+  const auto start = std::chrono::steady_clock::now();
+  consumer->CapWaits(1500ms);
+  std::vector<std::pair<TopicPartition, int64_t>> all = {{{"down", 0}, 3}};
+  Status committed = consumer->Commit(all);
+  EXPECT_EQ(committed.code(), StatusCode::kUnavailable) << committed.ToString();
+  EXPECT_NE(committed.ToString().find("within 1500 ms"), std::string::npos) << committed.ToString();
+  consumer->CapWaits(0ms);  // what is left of an exhausted deadline: counts as 1 ms
+  Status closed = consumer->Close();
+  EXPECT_EQ(closed.code(), StatusCode::kUnavailable) << closed.ToString();
+  EXPECT_NE(closed.ToString().find("within 1 ms"), std::string::npos) << closed.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);  // 1.5 s + 1 ms, and slack
+}
+
 TEST(KafkaMockTest, CachedLagCountsWhatPollHasNotReturnedYet) {
   MockCluster cluster;
   cluster.CreateTopic("backlog", 1);

@@ -111,6 +111,8 @@ using Offsets = std::map<kafka::TopicPartition, int64_t>;  // next offset per pa
 
 // Poll timeout while a write is in flight (its end does not wake Poll).
 constexpr milliseconds kInFlightPollTimeout{5};
+// Shutdown: the most of its budget kept for the consumer's close.
+constexpr milliseconds kMaxCloseShare{5000};
 
 // Drain keeps between kAnnounceAhead and 2 * kAnnounceAhead messages announced to the target
 // (decoded ahead by ChangeTarget's worker).
@@ -205,15 +207,23 @@ class SinkImpl final : public Sink {
   }
 
   Status Shutdown() override {
-    TimePoint deadline = clock_->Now() + options_.shutdown_timeout;
+    // One budget for the whole stop. The consumer's waits for the group coordinator are capped
+    // by what is left of it, so an unreachable Kafka cannot stretch the stop; the close gets
+    // the last quarter (at most 5 s), the flush and its retries the rest.
+    const TimePoint start = clock_->Now();
+    const TimePoint deadline = start + options_.shutdown_timeout;
+    const milliseconds close_share = std::min(options_.shutdown_timeout / 4, kMaxCloseShare);
+    const TimePoint flush_deadline = deadline - close_share;
     Status last;
     while (true) {
-      last = FlushEverything();
+      consumer_->CapWaits(Until(flush_deadline, clock_->Now()));
+      last = FlushEverything(Until(flush_deadline, clock_->Now()));
       if (last.ok() && !pending_.empty()) last = Status::Unavailable("offset commit failed");
       if (last.ok() || last.code() == StatusCode::kFailedPrecondition) break;
-      if (clock_->Now() >= deadline) break;
+      if (clock_->Now() >= flush_deadline) break;
       OnFlushFailed(last);
-      auto messages = consumer_->Poll(options_.poll_max_messages, backoff_);
+      auto messages = consumer_->Poll(options_.poll_max_messages,
+                                      std::min(backoff_, Until(flush_deadline, clock_->Now())));
       if (!messages.ok()) {
         last = messages.status();
         break;
@@ -225,6 +235,7 @@ class SinkImpl final : public Sink {
                     last.ToString());
     }
     closing_ = true;
+    consumer_->CapWaits(std::max(Until(deadline, clock_->Now()), close_share));
     Status closed = consumer_->Close();
     if (!closed.ok()) spdlog::warn("sink: consumer close: {}", closed.ToString());
     return last;
@@ -405,12 +416,17 @@ class SinkImpl final : public Sink {
     return Status::Ok();
   }
 
-  // Synchronously: waits for the write in flight, then writes everything else (the backlog
-  // included) and commits. OK when everything was written (pending_ still holds offsets whose
-  // commit failed with Unavailable); the target's or DLQ's error otherwise.
-  Status FlushEverything() {
+  // Synchronously: waits for the write in flight (at most `in_flight_wait`: Unavailable when it
+  // is still running), then writes everything else (the backlog included) and commits. OK when
+  // everything was written (pending_ still holds offsets whose commit failed with Unavailable); the
+  // target's or DLQ's error otherwise.
+  Status FlushEverything(milliseconds in_flight_wait = milliseconds::max()) {
     if (in_flight_) {
-      std::optional<Status> result = target_->FinishFlush(milliseconds::max());
+      std::optional<Status> result = target_->FinishFlush(in_flight_wait);
+      if (!result) {
+        return Status::Unavailable(
+            fmt::format("the write in flight did not end within {} ms", in_flight_wait.count()));
+      }
       InFlight done = std::move(*in_flight_);
       in_flight_.reset();
       if (result && result->ok()) {

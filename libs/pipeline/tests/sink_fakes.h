@@ -4,8 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -67,6 +70,10 @@ class FakeConsumer final : public kafka::Consumer {
     return out;
   }
   Status Commit(std::span<const std::pair<TopicPartition, int64_t>> next_offsets) override {
+    if (coordinator_down) {
+      clock_->Advance(Capped(kCommitTimeout));
+      return Status::Unavailable("no answer from the group coordinator");
+    }
     if (!commit_status.ok()) return commit_status;
     commits.emplace_back(next_offsets.begin(), next_offsets.end());
     return Status::Ok();
@@ -99,15 +106,27 @@ class FakeConsumer final : public kafka::Consumer {
   }
   Status Close() override {
     if (closed) return Status::FailedPrecondition("closed");
+    if (coordinator_down) {
+      clock_->Advance(Capped(kCloseTimeout));
+      closed = true;
+      return Status::Unavailable("the group coordinator did not answer");
+    }
     Revoke(Assignment());
     closed = true;
     return Status::Ok();
+  }
+  void CapWaits(std::chrono::milliseconds limit) override {
+    wait_cap = std::max(limit, std::chrono::milliseconds(1));
   }
 
   const std::set<TopicPartition>& paused() const { return paused_; }
 
   std::vector<Offsets> commits;
   Status commit_status;
+  // Commit and Close wait for an answer that never comes (as long as the real consumer's
+  // default timeouts, or the cap), then fail with Unavailable.
+  bool coordinator_down = false;
+  std::optional<std::chrono::milliseconds> wait_cap;  // the last CapWaits
   kafka::ResetPolicy reset = kafka::ResetPolicy::kNone;
   int64_t reset_ts = 0;
   int polls = 0;
@@ -117,6 +136,11 @@ class FakeConsumer final : public kafka::Consumer {
   int64_t unreturnable_lag = 0;
 
  private:
+  static constexpr std::chrono::milliseconds kCommitTimeout{10000}, kCloseTimeout{10000};
+  std::chrono::milliseconds Capped(std::chrono::milliseconds timeout) const {
+    return wait_cap ? std::min(timeout, *wait_cap) : timeout;
+  }
+
   FakeClock* clock_;
   kafka::PartitionsCallback on_assigned_, on_revoked_;
   std::set<TopicPartition> assignment_, paused_;

@@ -551,6 +551,29 @@ TEST_F(SinkLoopTest, ShutdownGivesUpAfterItsTimeoutWithoutCommitting) {
   EXPECT_TRUE(consumer_->closed);
 }
 
+// Kafka unreachable while stopping: the rows are written, but neither the commits nor the
+// close get an answer. The consumer's waits are capped so that the whole stop keeps to
+// shutdown_timeout (uncapped, the commits and the close alone would take 10 s each).
+TEST_F(SinkLoopTest, ShutdownKeepsToItsTimeoutWhileTheCoordinatorDoesNotAnswer) {
+  SinkOptions opts;
+  opts.shutdown_timeout = milliseconds(12000);
+  Start(opts);
+  FeedInsert(kP0, 0, 1);
+  Step();
+  consumer_->coordinator_down = true;
+  const auto start = clock_.Now();
+  Status st = sink_->Shutdown();
+  const auto took = clock_.Now() - start;
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_EQ(writer_.written["events"], 1u);  // written, only the commit is missing
+  EXPECT_TRUE(consumer_->commits.empty());
+  EXPECT_TRUE(consumer_->closed);
+  EXPECT_LE(took, milliseconds(12000));
+  EXPECT_GE(took, milliseconds(9000));  // the flush's share was used for retries
+  ASSERT_TRUE(consumer_->wait_cap.has_value());
+  EXPECT_EQ(*consumer_->wait_cap, milliseconds(3000));  // the close's share: a quarter
+}
+
 TEST_F(SinkLoopTest, ResetPolicyIsHandedToTheConsumer) {
   SinkOptions opts;
   opts.reset = kafka::ResetPolicy::kTimestamp;

@@ -253,6 +253,11 @@ class Consumer {
   // than Close fail with FailedPrecondition. The destructor closes when Close was not called.
   virtual Status Close() = 0;
 
+  // From now on, Commit and Close each wait at most `limit` (and at most their own
+  // ConsumerOptions timeouts) for the group coordinator: a caller with a deadline, such as a
+  // sink stopping, passes what is left of it before each. A limit below 1 ms counts as 1 ms.
+  virtual void CapWaits(std::chrono::milliseconds limit) = 0;
+
   virtual ~Consumer() = default;
 };
 

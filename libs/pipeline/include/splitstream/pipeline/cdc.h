@@ -59,7 +59,9 @@ struct CdcOptions {
   // this much latency. 0: wake on every message.
   std::chrono::microseconds read_batch_wait{1000};
   size_t snapshot_fetch_rows = 10000;
-  std::chrono::milliseconds shutdown_flush_timeout{30000};
+  // On stop: how long what is in flight may take to be delivered (what is not is sent again by
+  // the next run, from the confirmed LSN).
+  std::chrono::milliseconds shutdown_flush_timeout{15000};
 };
 
 struct CdcMetrics {

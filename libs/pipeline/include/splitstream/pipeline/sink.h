@@ -206,9 +206,13 @@ struct SinkOptions {
   std::chrono::milliseconds dlq_timeout{10000};
   // Consumer lag is refreshed for the metrics this often (it asks the brokers).
   std::chrono::milliseconds lag_interval{5000};
-  // On SIGTERM: how long Shutdown keeps retrying a failing flush before giving up (nothing is
-  // committed then; the next run re-reads).
-  std::chrono::milliseconds shutdown_timeout{30000};
+  // On SIGTERM: the bound of Shutdown as a whole. The flush and its retries get the first
+  // three quarters (or all but 5 s), the consumer's close the rest; the consumer's waits for
+  // the group coordinator are capped by what is left (Consumer::CapWaits). When the flush does
+  // not succeed in time nothing more is committed: the next run re-reads. 15 s, with the
+  // commit that may be running when the stop is asked for (`splitstream sink` gives it 5 s),
+  // stays under Kubernetes' default grace period of 30 s.
+  std::chrono::milliseconds shutdown_timeout{15000};
   kafka::ResetPolicy reset = kafka::ResetPolicy::kNone;
   int64_t reset_timestamp_ms = 0;
 };
@@ -281,7 +285,9 @@ class Sink {
   // One step: poll once, hand messages to the target, flush (or retry a failed flush) when due,
   // commit after a successful flush.
   virtual Status RunOnce() = 0;
-  // Flushes (retrying up to shutdown_timeout), commits and closes the consumer.
+  // Flushes (retrying), commits and closes the consumer, within shutdown_timeout, except that
+  // a write to the target runs to its own timeout once started (ClickHouse's request timeout;
+  // `splitstream sink` bounds the process as a whole).
   virtual Status Shutdown() = 0;
   virtual SinkMetrics Metrics() const = 0;
 };
