@@ -98,10 +98,12 @@ std::vector<std::string> EventTypes(const ExperimentQuery& q) {
 // took 0.8 s against 3.2 s by the string (18.16, bench/results); two of 1 M users collide
 // with probability about 3e-8.
 //
-// ANY INNER JOIN: the exposures have one row per user (the assignments key), so ANY and ALL
-// give the same rows, and ANY's hash table is cheaper (0.2 s of 2.0 s on 10 M events).
+// ALL INNER JOIN: the exposures have one row per user (the assignments key). ANY would be
+// cheaper on 18.16 (0.2 s of 2.0 s on 10 M events) and give the same rows there, but current
+// releases keep one left row per key in an ANY INNER JOIN: one event per user
+// (clickhouse_current_test). The subqueries carry aliases, which current releases require.
 std::string JoinedEvents(const ExperimentQuery& q, const std::vector<std::string>& types) {
-  return fmt::format("({}) ANY INNER JOIN ({}) USING uh",
+  return fmt::format("({}) AS ev ALL INNER JOIN ({}) AS ex USING uh",
                      EventsSql(q.experiment_id, types, q.dedup),
                      ExposuresSql(q.experiment_id, q.dedup));
 }
@@ -159,8 +161,10 @@ std::string RankSql(const std::string& level, const std::string& n) {
 std::string OrderStatisticsSql(const MetricQuery& m, const std::string& s, double alpha) {
   const double p = m.quantile;
   const std::string n = fmt::format("length({})", s);
-  const std::string d =
-      fmt::format("{} * sqrt({} * (1 - {}) / {})", stats::CriticalValue(alpha), p, p, n);
+  // n >= 1 for the ranks the engine reads; greatest(n, 1) keeps an empty array from dividing
+  // by zero, which current releases refuse to convert to an integer rank (18.16 does not).
+  const std::string d = fmt::format("{} * sqrt({} * (1 - {}) / greatest({}, 1))",
+                                    stats::CriticalValue(alpha), p, p, n);
   std::string out = fmt::format("[toFloat64({})", n);
   for (const std::string& level :
        {fmt::format("{} - {}", p, d), fmt::format("{}", p), fmt::format("{} + {}", p, d)}) {
@@ -319,8 +323,9 @@ Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
       "(SELECT max(_source_ts_ms) FROM experiments WHERE id = {0})))",
       q.experiment_id);
   std::string counts = fmt::format(
-      "SELECT variant_id, users FROM (SELECT arrayJoin([{}]) AS variant_id) ANY LEFT JOIN "
-      "(SELECT v AS variant_id, count() AS users FROM ({}) GROUP BY v) USING variant_id",
+      "SELECT variant_id, users FROM (SELECT arrayJoin([{}]) AS variant_id) AS ids ANY LEFT JOIN "
+      "(SELECT v AS variant_id, count() AS users FROM ({}) GROUP BY v) AS exposed USING "
+      "variant_id",
       ids, ExposuresSql(q.experiment_id, q.dedup));
   std::string columns;
   for (const std::string& c : outer) columns += ", " + c;
@@ -338,10 +343,10 @@ Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
     key = fmt::format("if(event_type IN ({}), toUInt64(v), uh)", types);
   }
   return fmt::format(
-      "SELECT variant_id, users{}, {} AS fresh_ms FROM ({}) ANY LEFT JOIN "
+      "SELECT variant_id, users{}, {} AS fresh_ms FROM ({}) AS counts ANY LEFT JOIN "
       "(SELECT variant_id{} FROM (SELECT v AS variant_id{} FROM "
       "(SELECT k, any(v) AS v{} FROM (SELECT {} AS k, event_type, value, ts_us, v, exposed_us "
-      "FROM {}) GROUP BY k) GROUP BY v)) USING variant_id",
+      "FROM {}) GROUP BY k) GROUP BY v)) AS sums USING variant_id",
       columns, fresh, counts, picks, per_variant, per_user, key, JoinedEvents(q, EventTypes(q)));
 }
 
