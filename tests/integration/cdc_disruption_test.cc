@@ -108,6 +108,39 @@ TEST_F(CdcDisruptionTest, KafkaFrozenThenKilledAndRestartedLosesNothing) {
   EXPECT_EQ(StopCdc(), 0);
 }
 
+// SIGTERM while the broker is frozen (SIGSTOP: connections open, nothing answers) with
+// changes in flight: cdc gives their delivery 15 s, and the process ends 25 s after the signal
+// at the latest (it took the 30 s of its former flush timeout and more), non-zero, confirming
+// nothing undelivered to PostgreSQL; the next run sends those changes again.
+TEST_F(CdcDisruptionTest, StopWhileKafkaIsFrozenEndsInBoundedTimeAndLosesNothing) {
+  StartCdc();
+  KafkaReader reader(prefix_);
+  InsertRange(0, 2000);
+  ASSERT_TRUE(SawAll(reader, 2000, seconds(120)));
+
+  const pid_t kafka = RecordedPid("kafka");
+  ASSERT_GT(kafka, 0);
+  ASSERT_EQ(kill(kafka, SIGSTOP), 0);
+  InsertRange(2000, 4000);  // read by cdc, not deliverable
+  std::this_thread::sleep_for(seconds(2));
+  const auto start = std::chrono::steady_clock::now();
+  cdc_->Signal(SIGTERM);
+  const std::optional<int> code = cdc_->Wait(seconds(120));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(kill(kafka, SIGCONT), 0);
+  ASSERT_TRUE(code.has_value()) << "cdc did not stop within 120 s";
+  std::fprintf(
+      stderr, "cdc stopped %lld ms after SIGTERM, exit code %d\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+      *code);
+  EXPECT_LT(took, seconds(28));
+  EXPECT_NE(*code, 0) << "changes were left undelivered";
+
+  StartCdc();  // the same slot: resumes from the confirmed position
+  EXPECT_TRUE(SawAll(reader, 4000, seconds(180))) << "changes in flight at the stop were lost";
+  EXPECT_EQ(StopCdc(), 0);
+}
+
 TEST_F(CdcDisruptionTest, PostgresRestartMidStreamLosesNothing) {
   StartCdc();
   KafkaReader reader(prefix_);

@@ -509,6 +509,12 @@ Status CdcImpl::Stream(const std::atomic<bool>& stop) {
   }
   spdlog::info("cdc: stopped; confirmed {}", LsnToString(tracker_->Confirmable()));
   if (auto fatal = emitter_->Fatal()) return *fatal;
+  if (!flushed.ok()) {
+    return Status::Unavailable(
+        "stopped with changes undelivered (the next run sends them again "
+        "from the confirmed position): " +
+        flushed.ToString());
+  }
   return Status::Ok();
 }
 

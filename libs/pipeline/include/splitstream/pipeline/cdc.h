@@ -9,9 +9,10 @@
 //
 // Connection loss (PostgreSQL) is retried with backoff; downstream outages hold records in
 // flight, and reading from the slot pauses while `max_in_flight` records are unacknowledged.
-// Run() returns OK after `stop` was set (having flushed and confirmed what was delivered), and
-// an error for a misconfiguration (slot in use, slot invalidated, tables missing) or a fatal
-// downstream error.
+// Run() returns OK after `stop` was set (having flushed and confirmed what was delivered),
+// Unavailable when what was in flight could not be delivered within shutdown_flush_timeout
+// (nothing undelivered is confirmed: the next run sends it again), and an error for a
+// misconfiguration (slot in use, slot invalidated, tables missing) or a fatal downstream error.
 //
 // Thread safety: Run() on one thread; Metrics() from any thread.
 #pragma once
