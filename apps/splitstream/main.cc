@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   sink->add_option("--shutdown-timeout-ms", sink_opts.shutdown_timeout_ms,
                    "on SIGTERM: flush, commit and leave the group within this; the process "
-                   "ends 10 s later at the latest, or at a second signal")
+                   "ends 10 s later at the latest, or when the signal comes again")
       ->check(CLI::Range(int64_t{1000}, int64_t{3600000}))
       ->capture_default_str();
   sink->add_option("--kafka-property", sink_opts.kafka_properties,

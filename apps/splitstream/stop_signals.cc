@@ -39,7 +39,7 @@ void StopSignals::Watch() {
   int sig = 0;
   sigwait(&signals_, &sig);
   if (released_.load()) return;
-  spdlog::info("{}: {} received, stopping (at most {} s; a second signal ends it now)", name_,
+  spdlog::info("{}: {} received, stopping (at most {} s; the same signal again ends it now)", name_,
                strsignal(sig), std::chrono::ceil<std::chrono::seconds>(grace_).count());
   {
     std::lock_guard lock(mu_);
@@ -60,9 +60,13 @@ void StopSignals::Watch() {
     siginfo_t info;
     const int got = sigtimedwait(&signals_, &info, &wait);
     if (released_.load()) return;
-    if (got > 0) {
+    if (got == sig) {
       why = fmt::format("{} received again", strsignal(got));
       break;
+    }
+    if (got > 0) {
+      spdlog::info("{}: {} received while stopping (send {} again to end now)", name_,
+                   strsignal(got), sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
     // EAGAIN: the deadline; EINTR: look again.
   }

@@ -1,7 +1,9 @@
 // How the long-running commands (serve, cdc, sink) stop: SIGTERM or SIGINT asks them to finish
-// their work and stop; a second signal, or the grace period running out first, ends the
-// process at once. Ending at once loses nothing: what a command had not confirmed (Kafka
-// offsets, the PostgreSQL LSN) is read again by its next run, as after a crash.
+// their work and stop; the same signal again (Ctrl-C twice), or the grace period running out
+// first, ends the process at once. The other signal meanwhile is only logged: a script whose
+// Ctrl-C reached its background children too, and which then stops them with SIGTERM, gets
+// the graceful stop it asked for. Ending at once loses nothing: what a command had not confirmed
+// (Kafka offsets, the PostgreSQL LSN) is read again by its next run, as after a crash.
 #pragma once
 
 #include <signal.h>

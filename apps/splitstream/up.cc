@@ -61,8 +61,8 @@ Result<std::string> SelfExecutable() {
 
 // Starts `exe args...` with this process's environment, the variables of `env` replacing
 // any of the same name, and no blocked signals, in a process group of its own: a Ctrl-C at
-// the terminal reaches `up` alone, which stops the children in order (to a child, a second
-// signal means "exit now").
+// the terminal reaches `up` alone, which stops the children in order (it would otherwise
+// reach them all at once).
 Result<pid_t> Spawn(const std::string& exe, const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env) {
   std::vector<std::string> vars;
