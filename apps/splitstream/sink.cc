@@ -151,9 +151,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
     // The INSERTs run on the writer's background thread, with a client of their own.
     auto c = clickhouse::Client::Create(ch);
     auto ic = clickhouse::Client::Create(ch);
-    if (!c.ok() || !ic.ok()) {
-      return c.ok() ? ic.status() : c.status();
-    }
+    if (!c.ok() || !ic.ok()) return c.ok() ? ic.status() : c.status();
     client = std::move(*c);
     insert_client = std::move(*ic);
     // ClickHouse may still be starting: wait for it rather than fail.
@@ -195,9 +193,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   };
   auto sink = pipeline::Sink::Create(sink_opts, target.get(), make_consumer, make_producer,
                                      &Clock::System());
-  if (!sink.ok()) {
-    return sink.status();
-  }
+  if (!sink.ok()) return sink.status();
 
   api::OpsServerOptions ops;
   ops.host = metrics_addr.first;
@@ -207,9 +203,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
     return pipeline::RenderPrometheus((*sink)->Metrics(), metric_prefix);
   };
   auto ops_server = api::OpsServer::Start(ops);
-  if (!ops_server.ok()) {
-    return ops_server.status();
-  }
+  if (!ops_server.ok()) return ops_server.status();
   spdlog::info("sink: metrics on http://{}:{}/metrics; group {} reading {} into {}",
                metrics_addr.first, (*ops_server)->port(), consumer_opts.group_id,
                consumer_opts.subscriptions[0], to_files ? opts.to : cfg.clickhouse_database);

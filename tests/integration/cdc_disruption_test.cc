@@ -85,18 +85,31 @@ class CdcDisruptionTest : public CdcFixture {
         },
         timeout);
   }
+
+  // Streams rows [0, before) and waits until `reader` saw them, then freezes the broker
+  // (SIGSTOP: connections open, nothing answers) and commits rows [before, during) in
+  // PostgreSQL. Returns the broker's PID, 0 after a failure.
+  pid_t FreezeKafkaMidStream(KafkaReader& reader, int before, int during) {
+    InsertRange(0, before);
+    if (!SawAll(reader, before, seconds(120))) {
+      ADD_FAILURE() << "the first " << before << " rows did not reach Kafka";
+      return 0;
+    }
+    const pid_t kafka = RecordedPid("kafka");
+    if (kafka <= 0 || kill(kafka, SIGSTOP) != 0) {
+      ADD_FAILURE() << "cannot freeze the broker (pid " << kafka << ")";
+      return 0;
+    }
+    InsertRange(before, during);
+    return kafka;
+  }
 };
 
 TEST_F(CdcDisruptionTest, KafkaFrozenThenKilledAndRestartedLosesNothing) {
   StartCdc();
   KafkaReader reader(prefix_);
-  InsertRange(0, 5000);
-  ASSERT_TRUE(SawAll(reader, 5000, seconds(120)));
-
-  const pid_t kafka = RecordedPid("kafka");
+  const pid_t kafka = FreezeKafkaMidStream(reader, 5000, 10000);
   ASSERT_GT(kafka, 0);
-  ASSERT_EQ(kill(kafka, SIGSTOP), 0);
-  InsertRange(5000, 10000);  // committed in PostgreSQL while the broker is frozen
   std::this_thread::sleep_for(seconds(10));
   ASSERT_EQ(kill(kafka, SIGKILL), 0);
   ASSERT_TRUE(WaitGone(kafka, seconds(30)));
@@ -115,13 +128,8 @@ TEST_F(CdcDisruptionTest, KafkaFrozenThenKilledAndRestartedLosesNothing) {
 TEST_F(CdcDisruptionTest, StopWhileKafkaIsFrozenEndsInBoundedTimeAndLosesNothing) {
   StartCdc();
   KafkaReader reader(prefix_);
-  InsertRange(0, 2000);
-  ASSERT_TRUE(SawAll(reader, 2000, seconds(120)));
-
-  const pid_t kafka = RecordedPid("kafka");
+  const pid_t kafka = FreezeKafkaMidStream(reader, 2000, 4000);  // the last 2 000 undeliverable
   ASSERT_GT(kafka, 0);
-  ASSERT_EQ(kill(kafka, SIGSTOP), 0);
-  InsertRange(2000, 4000);  // read by cdc, not deliverable
   std::this_thread::sleep_for(seconds(2));
   const auto start = std::chrono::steady_clock::now();
   cdc_->Signal(SIGTERM);
