@@ -34,6 +34,7 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
   SPLITSTREAM_ASSIGN_OR_RETURN(cdc_opts.snapshot_mode,
                                pipeline::ParseSnapshotMode(opts.snapshot_mode));
   cdc_opts.heartbeat_interval = std::chrono::milliseconds(opts.heartbeat_interval_ms);
+  cdc_opts.slot_wait = std::chrono::milliseconds(opts.slot_wait_ms);
   cdc_opts.max_in_flight = opts.max_in_flight;
 
   pipeline::KafkaEmitterOptions emit_opts;

@@ -39,6 +39,7 @@ struct CdcCommandOptions {
   std::vector<std::string> tables;  // empty: the four Splitstream tables
   std::string snapshot_mode = "initial";
   int64_t heartbeat_interval_ms = 10000;
+  int64_t slot_wait_ms = 30000;
   uint64_t max_in_flight = 200000;
   bool tombstones_on_delete = true;
   bool transaction_metadata = false;

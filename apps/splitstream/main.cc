@@ -71,6 +71,10 @@ int main(int argc, char** argv) {
   cdc->add_option("--heartbeat-interval-ms", cdc_opts.heartbeat_interval_ms,
                   "pg_logical_emit_message heartbeats so an idle slot advances (0: off)")
       ->capture_default_str();
+  cdc->add_option("--slot-wait-ms", cdc_opts.slot_wait_ms,
+                  "how long a slot held by another consumer is waited for before failing")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cdc->add_option("--max-in-flight", cdc_opts.max_in_flight,
                   "pause reading the slot while this many records are unacknowledged")
       ->capture_default_str();

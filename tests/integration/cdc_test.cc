@@ -384,17 +384,25 @@ TEST_F(CdcTest, ErrorsAreClearWhenTheSlotIsTaken) {
         return CountOp(rs, Topic("events"), "c") + CountOp(rs, Topic("events"), "r") == 2;
       },
       seconds(60)));
-  // A second process on the same slot waits, then reports the slot as taken.
+  // A second process on the same slot waits as long as it is told, then reports the slot as
+  // taken.
   std::string second_log = log_ + ".second";
+  const auto started = std::chrono::steady_clock::now();
   auto second = Process::Start(
-      {BinaryPath(), "cdc", "--slot", slot_, "--metrics-addr", "127.0.0.1:0"},
+      {BinaryPath(), "cdc", "--slot", slot_, "--metrics-addr", "127.0.0.1:0", "--slot-wait-ms",
+       "3000"},
       {{"SPLITSTREAM_PG_DSN", db_->dsn()}, {"SPLITSTREAM_TOPIC_PREFIX", prefix_}}, second_log);
   ASSERT_TRUE(second.ok());
   auto code = second->Wait(seconds(90));
   ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0);
+  const auto waited = std::chrono::steady_clock::now() - started;
   EXPECT_NE(ReadFile(second_log).find("in use by another consumer"), std::string::npos)
       << ReadFile(second_log);
+  EXPECT_NE(ReadFile(second_log).find("waiting up to 3000 ms"), std::string::npos)
+      << ReadFile(second_log);
+  EXPECT_GE(waited, seconds(3));
+  EXPECT_LT(waited, seconds(25)) << "the default 30 s wait was used";
   EXPECT_EQ(StopCdc(), 0);
 }
 

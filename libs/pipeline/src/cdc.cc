@@ -181,12 +181,13 @@ Status CdcImpl::PrepareSlotAndSnapshot(const std::atomic<bool>& stop) {
   // A slot held by a walsender whose client just died is released when the server notices;
   // wait a little before calling it taken.
   pg::SlotState slot;
+  const auto give_up = std::chrono::steady_clock::now() + options_.slot_wait;
   for (int attempt = 0;; ++attempt) {
     SPLITSTREAM_ASSIGN_OR_RETURN(slot, pg::ReadSlotState(*sql_, options_.slot));
-    if (!slot.exists || !slot.active || attempt >= 60) break;
+    if (!slot.exists || !slot.active || std::chrono::steady_clock::now() >= give_up) break;
     if (attempt == 0) {
-      spdlog::warn("cdc: slot {} is in use by PostgreSQL backend pid {}; waiting up to 30 s",
-                   options_.slot, slot.active_pid);
+      spdlog::warn("cdc: slot {} is in use by PostgreSQL backend pid {}; waiting up to {} ms",
+                   options_.slot, slot.active_pid, options_.slot_wait.count());
     }
     if (!SleepUnlessStopped(milliseconds(500), stop)) return Status::Ok();
   }

@@ -48,6 +48,9 @@ struct CdcOptions {
   std::vector<std::string> tables = {"public.experiments", "public.variants", "public.assignments",
                                      "public.events"};
   SnapshotMode snapshot_mode = SnapshotMode::kInitial;
+  // A slot that another walsender holds is waited for this long (its client may just have
+  // died, and PostgreSQL releases the slot once it notices) before the start fails.
+  std::chrono::milliseconds slot_wait{30000};
   // pg_logical_emit_message heartbeats, so an idle database's slot still advances; 0 = off.
   std::chrono::milliseconds heartbeat_interval{10000};
   // Standby status updates (confirmed position) at least this often.
