@@ -23,10 +23,12 @@
 
 namespace splitstream::testing {
 
-// A client of the test stack's ClickHouse with `database` as default ("" for none).
-inline std::unique_ptr<clickhouse::Client> NewClickHouse(const std::string& database) {
+// A client of the ClickHouse at `url` (default: the test stack's) with `database` as default
+// ("" for none).
+inline std::unique_ptr<clickhouse::Client> NewClickHouse(
+    const std::string& database, const std::string& url = Env("SPLITSTREAM_CLICKHOUSE_URL")) {
   clickhouse::ClientOptions opts;
-  opts.url = Env("SPLITSTREAM_CLICKHOUSE_URL");
+  opts.url = url;
   opts.database = database;
   auto c = clickhouse::Client::Create(opts);
   EXPECT_TRUE(c.ok()) << c.status().ToString();

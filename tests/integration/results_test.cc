@@ -2,8 +2,9 @@
 // analytics tables (with superseded versions, replays, deletes and truncations that must not
 // count), results checked against figures computed here from the intended data. The last
 // test drives GET /v1/experiments/{key}/results through the real server and service on a
-// fresh PostgreSQL database. Needs SPLITSTREAM_CLICKHOUSE_URL and SPLITSTREAM_PG_DSN; fails
-// without them.
+// fresh PostgreSQL database. Every test runs twice: on the test stack's ClickHouse 18.16
+// and on a current release (chdb_server.h). Needs SPLITSTREAM_CLICKHOUSE_URL,
+// SPLITSTREAM_CHDB_PYTHON and SPLITSTREAM_PG_DSN; fails without them.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -14,6 +15,7 @@
 #include <map>
 #include <random>
 
+#include "chdb_server.h"
 #include "http_client.h"
 #include "splitstream/api/server.h"
 #include "splitstream/clickhouse/client.h"
@@ -93,11 +95,17 @@ struct Rows {
   }
 };
 
-class ResultsTest : public ::testing::Test {
+// The parameter: "18.16" (the test stack's ClickHouse) or "current" (chdb).
+class ResultsTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     std::string url = Env("SPLITSTREAM_CLICKHOUSE_URL");
     ASSERT_FALSE(url.empty()) << "SPLITSTREAM_CLICKHOUSE_URL is not set (scripts/stack env)";
+    if (GetParam() == "current") {
+      ASSERT_NO_FATAL_FAILURE(chdb_.Start(
+          fmt::format("results_test_chdb_{}_{}", ::getpid(), std::random_device{}() % 1000000)));
+      url = chdb_.url();
+    }
     database_ = fmt::format("results_test_{}_{}", ::getpid(), std::random_device{}() % 1000000);
     clickhouse::ClientOptions admin;
     admin.url = url;
@@ -154,6 +162,7 @@ class ResultsTest : public ::testing::Test {
 
   void CheckConversionMeanAndQuantile();
 
+  testing::ChdbServer chdb_;  // declared first: stopped after the clients
   Dedup dedup_ = Dedup::kFinal;
   std::string database_;
   clickhouse::ClientOptions options_;
@@ -246,11 +255,11 @@ void ExpectNear(double actual, double expected, double rel = 1e-9) {
   EXPECT_NEAR(actual, expected, rel * std::max(1.0, std::abs(expected)));
 }
 
-TEST_F(ResultsTest, ConversionMeanAndQuantileMatchIndependentFigures) {
+TEST_P(ResultsTest, ConversionMeanAndQuantileMatchIndependentFigures) {
   CheckConversionMeanAndQuantile();
 }
 
-TEST_F(ResultsTest, ConversionMeanAndQuantileWithArgMaxDedup) {
+TEST_P(ResultsTest, ConversionMeanAndQuantileWithArgMaxDedup) {
   dedup_ = Dedup::kArgMax;
   CheckConversionMeanAndQuantile();
 }
@@ -368,7 +377,7 @@ void ResultsTest::CheckConversionMeanAndQuantile() {
   EXPECT_NE(json.find(conv.analysis->comparisons[0].verdict), std::string::npos);
 }
 
-TEST_F(ResultsTest, RatioAndCuped) {
+TEST_P(ResultsTest, RatioAndCuped) {
   Rows rows;
   std::vector<stats::BivariateMoments> ratio(2), cuped(2);
   for (int64_t variant : {kControl, kTreatment}) {
@@ -418,7 +427,7 @@ TEST_F(ResultsTest, RatioAndCuped) {
   ExpectNear(*r->metrics[1].analysis->variants[1].cuped_mean, adj.mean, 1e-9);
 }
 
-TEST_F(ResultsTest, EmptyExperimentAndMissingTables) {
+TEST_P(ResultsTest, EmptyExperimentAndMissingTables) {
   auto engine = Engine(24);
   ASSERT_TRUE(engine);
   experiments::MetricSpec p95 = Metric("p95", "load", "quantile");
@@ -464,7 +473,7 @@ std::string JsonAt(std::string_view body, std::string_view pointer) {
   return simdjson::minify(e);
 }
 
-TEST_F(ResultsTest, ApiRoute) {
+TEST_P(ResultsTest, ApiRoute) {
   auto db = splitstream::testing::TestDatabase::Create();
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   auto pool = pg::Pool::Create((*db)->dsn(), 4);
@@ -520,6 +529,12 @@ TEST_F(ResultsTest, ApiRoute) {
   server->reset();
   (*service)->Shutdown();
 }
+
+INSTANTIATE_TEST_SUITE_P(ClickHouse, ResultsTest, ::testing::Values("18.16", "current"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param == "current" ? std::string("Current")
+                                                          : std::string("Debian18_16");
+                         });
 
 }  // namespace
 }  // namespace splitstream::results
