@@ -2,7 +2,8 @@
 // (PostgreSQL and ClickHouse), then runs `serve`, `cdc` and, when Kafka brokers are
 // configured, `sink` as child processes of this same binary with this process's resolved
 // configuration, and supervises them: SIGTERM/SIGINT stops them in order (serve, cdc, sink),
-// each gracefully; a child that exits on its own stops the others and `up` fails naming it.
+// each gracefully, and the same signal again kills them at once; a child that exits on its
+// own stops the others and `up` fails naming it.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
@@ -16,7 +17,6 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "commands.h"
@@ -110,28 +110,67 @@ void Reap(std::vector<Child>& children) {
   }
 }
 
-// SIGTERM, then up to `grace` for the child to finish, then SIGKILL.
-void Stop(Child& c, std::chrono::seconds grace) {
-  if (!c.running) return;
-  spdlog::info("up: stopping {} (pid {})", c.role, c.pid);
-  kill(c.pid, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (std::chrono::steady_clock::now() < deadline) {
+// Each child still running gets SIGKILL, and is reaped.
+void KillAll(std::vector<Child>& children) {
+  for (Child& c : children) {
+    if (!c.running) continue;
+    kill(c.pid, SIGKILL);
     int status = 0;
-    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-      c.running = false;
-      c.exit_code = ExitCode(status);
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    waitpid(c.pid, &status, 0);
+    c.running = false;
+    c.exit_code = ExitCode(status);
   }
-  spdlog::error("up: {} (pid {}) did not stop within {} s; killing it", c.role, c.pid,
-                grace.count());
-  kill(c.pid, SIGKILL);
-  int status = 0;
-  waitpid(c.pid, &status, 0);
-  c.running = false;
-  c.exit_code = ExitCode(status);
+}
+
+// Stops the children in order: SIGTERM, then up to `grace` for the child to finish (each
+// command's own stop ends within 25 s), then SIGKILL. `first` is the signal that started the
+// stop (0: a child exited on its own); the same signal again (a second Ctrl-C) kills every
+// child still running at once, as it would a single command. Another signal is only logged:
+// a script's trap often follows the terminal's SIGINT with a SIGTERM of its own.
+// `signals` (SIGTERM, SIGINT, SIGCHLD) are blocked in this thread.
+void StopAll(std::vector<Child>& children, int first, const sigset_t& signals,
+             std::chrono::seconds grace) {
+  for (Child& c : children) {
+    if (!c.running) continue;
+    spdlog::info("up: stopping {} (pid {})", c.role, c.pid);
+    kill(c.pid, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    while (c.running && std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
+        c.running = false;
+        c.exit_code = ExitCode(status);
+        break;
+      }
+      const timespec poll{0, 50 * 1000 * 1000};
+      const int sig = sigtimedwait(&signals, nullptr, &poll);
+      if (sig == SIGINT || sig == SIGTERM) {
+        if (sig == first) {
+          std::string roles;
+          for (const Child& r : children) {
+            if (r.running) roles += (roles.empty() ? "" : ", ") + r.role;
+          }
+          spdlog::warn(
+              "up: {} again: killing {} now (what they had not confirmed is read again on the "
+              "next start)",
+              strsignal(sig), roles);
+          KillAll(children);
+          return;
+        }
+        spdlog::info("up: {} received while stopping; already stopping ({} again stops at once)",
+                     strsignal(sig), first != 0 ? strsignal(first) : "the same signal");
+        if (first == 0) first = sig;
+      }
+    }
+    if (!c.running) continue;
+    spdlog::error("up: {} (pid {}) did not stop within {} s; killing it", c.role, c.pid,
+                  grace.count());
+    kill(c.pid, SIGKILL);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    c.running = false;
+    c.exit_code = ExitCode(status);
+  }
 }
 
 }  // namespace
@@ -174,6 +213,7 @@ Status RunUp(const config::Config& base, const UpOptions& opts) {
   const auto env = cfg.ToEnvironment();
   std::vector<Child> children;
   Status failure;
+  int stop_signal = 0;  // the signal that stopped `up`; 0 when a child exited on its own
   for (const auto& [role, args] : roles) {
     auto pid = Spawn(exe, args, env);
     if (!pid.ok()) {
@@ -208,7 +248,9 @@ Status RunUp(const config::Config& base, const UpOptions& opts) {
       int sig = 0;
       sigwait(&signals, &sig);
       if (sig != SIGCHLD) {
-        spdlog::info("up: {} received, stopping", strsignal(sig));
+        spdlog::info("up: {} received, stopping ({} again stops at once)", strsignal(sig),
+                     strsignal(sig));
+        stop_signal = sig;
         break;
       }
       Reap(children);
@@ -225,7 +267,7 @@ Status RunUp(const config::Config& base, const UpOptions& opts) {
     }
   }
   // Stop in dependency order: no new writes (serve), then capture drains (cdc), then the sink.
-  for (Child& c : children) Stop(c, std::chrono::seconds(60));
+  StopAll(children, stop_signal, signals, std::chrono::seconds(30));
   if (!failure.ok()) return failure;
   std::string bad;
   for (const Child& c : children) {

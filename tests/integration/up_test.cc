@@ -150,5 +150,37 @@ TEST_F(UpTest, AChildThatDiesStopsEverythingWithAnErrorNamingIt) {
       << "serve outlived up";
 }
 
+// A second Ctrl-C stops everything at once, as it does a single command; a SIGTERM after
+// the Ctrl-C (what a script's trap adds) does not cut the graceful stop short.
+TEST_F(UpTest, TheSameSignalAgainStopsAtOnceAnotherOneDoesNot) {
+  StartUp();
+  const std::string line = AwaitPrinted("sink (pid");
+  ASSERT_FALSE(line.empty()) << "no sink pid printed";
+  const pid_t sink_pid = static_cast<pid_t>(std::stol(line));
+  ASSERT_GT(sink_pid, 1);
+  ASSERT_FALSE(AwaitPrinted("running;").empty());
+  // A sink that does not answer: its graceful stop would last the whole 30 s grace period.
+  ASSERT_EQ(kill(sink_pid, SIGSTOP), 0);
+  up_->Signal(SIGINT);
+  for (int i = 0; i < 300 && ReadFile(log_).find("up: stopping sink") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(ReadFile(log_).find("up: stopping sink"), std::string::npos) << "serve or cdc hung";
+  up_->Signal(SIGTERM);
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_TRUE(up_->Running()) << "a SIGTERM after the SIGINT cut the stop short";
+  EXPECT_NE(ReadFile(log_).find("already stopping"), std::string::npos);
+
+  const auto second = std::chrono::steady_clock::now();
+  up_->Signal(SIGINT);
+  auto code = up_->Wait(seconds(10));
+  ASSERT_TRUE(code.has_value()) << "up still waits for its sink 10 s after the second Ctrl-C";
+  EXPECT_NE(*code, 0);
+  std::fprintf(stderr, "up ended %.1f s after the second SIGINT\n",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - second).count());
+  EXPECT_NE(ReadFile(log_).find("again: killing sink now"), std::string::npos);
+  EXPECT_NE(kill(sink_pid, 0), 0) << "the sink outlived up";
+}
+
 }  // namespace
 }  // namespace splitstream::testing
