@@ -92,7 +92,11 @@ Result<std::unique_ptr<api::ResultsProvider>> MakeResultsProvider(const config::
                                                                   experiments::Service* service);
 
 // Serves the HTTP API until SIGTERM or SIGINT, then shuts down gracefully.
-Status RunServe(const config::Config& cfg);
+struct ServeCommandOptions {
+  // On SIGTERM: how long requests in flight may take to finish.
+  int64_t shutdown_timeout_ms = 10000;
+};
+Status RunServe(const config::Config& cfg, const ServeCommandOptions& opts);
 // Applies migrations and maintains the partitions of events.
 Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts);
 // Streams PostgreSQL changes to Kafka as Debezium change events until SIGTERM or SIGINT.

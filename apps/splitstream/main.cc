@@ -42,6 +42,13 @@ int main(int argc, char** argv) {
   AddSettingFlag(serve, flags, "--pg-pool-size", "pg_pool_size", "PostgreSQL connections");
   AddSettingFlag(serve, flags, "--http-threads", "http_threads", "worker threads (0: cores)");
   AddSettingFlag(serve, flags, "--max-body-bytes", "max_body_bytes", "request body limit");
+  splitstream::app::ServeCommandOptions serve_opts;
+  serve
+      ->add_option("--shutdown-timeout-ms", serve_opts.shutdown_timeout_ms,
+                   "on SIGTERM: requests in flight get this long to finish; the process ends "
+                   "15 s later at the latest, or when the signal comes again")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}))
+      ->capture_default_str();
 
   splitstream::app::MigrateOptions migrate_opts;
   auto* migrate = app.add_subcommand("migrate", "apply database migrations and partitions");
@@ -197,7 +204,7 @@ int main(int argc, char** argv) {
 
   splitstream::Status st;
   if (serve->parsed()) {
-    st = splitstream::app::RunServe(*cfg);
+    st = splitstream::app::RunServe(*cfg, serve_opts);
   } else if (migrate->parsed()) {
     st = splitstream::app::RunMigrate(*cfg, migrate_opts);
   } else if (cdc->parsed()) {

@@ -8,7 +8,7 @@
 
 namespace splitstream::app {
 
-Status RunServe(const config::Config& cfg) {
+Status RunServe(const config::Config& cfg, const ServeCommandOptions& opts) {
   if (cfg.admin_token.empty() || cfg.client_token.empty()) {
     return Status::InvalidArgument(
         "SPLITSTREAM_ADMIN_TOKEN and SPLITSTREAM_CLIENT_TOKEN must both be set (scripts/demo "
@@ -17,8 +17,10 @@ Status RunServe(const config::Config& cfg) {
   SPLITSTREAM_ASSIGN_OR_RETURN(auto host_port, cfg.HttpHostPort());
 
   // Before any thread starts; released by its destructor, after everything declared below is
-  // destroyed. In-flight requests get 15 s to finish (a results query takes seconds).
-  StopSignals signals("serve", std::chrono::seconds(15) + kStopSlack);
+  // destroyed. Requests in flight get --shutdown-timeout-ms (10 s) to finish (a results query
+  // takes seconds), the service 5 s more to stop its batchers and its LISTEN connection.
+  const std::chrono::milliseconds grace(opts.shutdown_timeout_ms);
+  StopSignals signals("serve", grace + std::chrono::seconds(5) + kStopSlack);
 
   SPLITSTREAM_ASSIGN_OR_RETURN(auto pool,
                                pg::Pool::Create(cfg.pg_dsn, static_cast<int>(cfg.pg_pool_size)));
@@ -36,6 +38,7 @@ Status RunServe(const config::Config& cfg) {
   server_opts.admin_token = cfg.admin_token;
   server_opts.client_token = cfg.client_token;
   server_opts.results = results.get();
+  server_opts.shutdown_grace = grace;
   SPLITSTREAM_ASSIGN_OR_RETURN(auto server,
                                api::Server::Start(server_opts, service.get(), pool.get()));
   spdlog::info("serve: listening on http://{}:{} ({} PostgreSQL connections)", host_port.first,

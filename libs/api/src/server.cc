@@ -59,7 +59,6 @@ constexpr auto kWriteTimeout = std::chrono::seconds(30);
 // has read the error response.
 constexpr auto kDrainTimeout = std::chrono::seconds(2);
 constexpr uint32_t kHeaderLimit = 16 * 1024;
-constexpr auto kShutdownGrace = std::chrono::seconds(10);
 
 beast::string_view Sv(std::string_view s) { return beast::string_view(s.data(), s.size()); }
 
@@ -209,9 +208,9 @@ class ServerImpl final : public Server {
     });
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (!cv_.wait_for(lock, kShutdownGrace, [&] { return sessions_.empty(); })) {
-        spdlog::warn("http: {} connections still busy after {}s; stopping anyway", sessions_.size(),
-                     kShutdownGrace.count());
+      if (!cv_.wait_for(lock, options_.shutdown_grace, [&] { return sessions_.empty(); })) {
+        spdlog::warn("http: {} connections still busy after {} ms; stopping anyway",
+                     sessions_.size(), options_.shutdown_grace.count());
       }
     }
     work_.reset();

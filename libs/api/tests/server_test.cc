@@ -31,11 +31,13 @@ class Client : public testing::Client {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartServer(size_t max_body = 8 << 20) {
+  void StartServer(size_t max_body = 8 << 20,
+                   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10)) {
     ServerOptions opts;
     opts.port = 0;
     opts.threads = 2;
     opts.max_body_bytes = max_body;
+    opts.shutdown_grace = shutdown_grace;
     opts.admin_token = std::string(kAdmin);
     opts.client_token = std::string(kClient);
     Result<std::unique_ptr<Server>> s = Server::Start(opts, &service_, nullptr);
@@ -198,7 +200,7 @@ TEST_F(ServerTest, ShutdownLetsARequestInFlightFinish) {
 }
 
 TEST_F(ServerTest, DestroyingTheServerDropsLateAnswers) {
-  StartServer();
+  StartServer(8 << 20, std::chrono::milliseconds(500));
   CreateRunningExperiment();
   service_.Hold();
   auto c = std::make_unique<Client>(server_->port());
@@ -213,10 +215,14 @@ TEST_F(ServerTest, DestroyingTheServerDropsLateAnswers) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_EQ(service_.Queued(), 1u);
-  // The destructor shuts down, waits out the grace period for the held assignment (10 s),
+  // The destructor shuts down, waits out the grace period for the held assignment (0.5 s here),
   // and closes the gate; the callback is released only after the server is gone.
+  const auto started = std::chrono::steady_clock::now();
   std::thread destroyer([&] { server_.reset(); });
   destroyer.join();
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(took, std::chrono::milliseconds(500));
+  EXPECT_LT(took, std::chrono::seconds(5)) << "the shutdown grace was not the one configured";
   service_.Release();  // the callback now finds the gate closed: no crash, no answer
   service_.Shutdown();
   sender.join();

@@ -15,6 +15,7 @@
 // number of times.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -51,6 +52,8 @@ struct ServerOptions {
   // Borrowed, must outlive the server; null: the results route answers 503 "results need
   // ClickHouse".
   ResultsProvider* results = nullptr;
+  // Shutdown(): how long requests in flight may take to finish before the workers stop.
+  std::chrono::milliseconds shutdown_grace{10000};
 };
 
 class Server {
