@@ -5,7 +5,7 @@ at a current release (Debian ships 18.16, which the test stack runs).
 
 This forwards every statement to chdb's ClickHouse unchanged; it interprets nothing but the
 transport:
-- GET /ping answers "Ok.\\n";
+- GET /ping answers "Ok.\\n"; GET /?query=... runs the query;
 - POST /?params: the statement is the `query` parameter with the body as its data (an
   INSERT ... FORMAT F: the body is written to a file and inserted with the `file` table
   function, typed by the table's own columns), or the body itself; `database` selects the
@@ -115,17 +115,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        if urllib.parse.urlsplit(self.path).path == "/ping":
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/ping":
             self.answer(200, b"Ok.\n")
+        elif url.path == "/" and "query=" in url.query:
+            self.execute(b"")
         else:
-            self.answer(404, b"only /ping and POST are served here\n")
+            self.answer(404, b"only /ping, GET /?query= and POST are served here\n")
 
     def do_POST(self):
-        params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query,
-                                             keep_blank_values=True))
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             body = gzip.decompress(body)
+        self.execute(body)
+
+    def execute(self, body):
+        params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query,
+                                             keep_blank_values=True))
         if "query" in params:
             sql, data = params["query"], body
         else:
