@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cdc->add_option("--slot-wait-ms", cdc_opts.slot_wait_ms,
                   "how long a slot held by another consumer is waited for before failing")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}))
       ->capture_default_str();
   cdc->add_option("--max-in-flight", cdc_opts.max_in_flight,
                   "pause reading the slot while this many records are unacknowledged")
