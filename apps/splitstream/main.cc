@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cdc->add_option("--heartbeat-interval-ms", cdc_opts.heartbeat_interval_ms,
                   "pg_logical_emit_message heartbeats so an idle slot advances (0: off)")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}))
       ->capture_default_str();
   cdc->add_option("--slot-wait-ms", cdc_opts.slot_wait_ms,
                   "how long a slot held by another consumer is waited for before failing")
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cdc->add_option("--max-in-flight", cdc_opts.max_in_flight,
                   "pause reading the slot while this many records are unacknowledged")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
       ->capture_default_str();
   cdc->add_option("--tombstones-on-delete", cdc_opts.tombstones_on_delete,
                   "a null-value record after every delete")
@@ -117,19 +119,24 @@ int main(int argc, char** argv) {
                    "topic names or ^regex patterns (repeatable; default ^{prefix}\\.public\\..*)");
   sink->add_option("--batch-rows", sink_opts.batch_rows,
                    "flush at this many buffered rows (more: see --max-batch-rows)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
       ->capture_default_str();
   sink->add_option("--batch-bytes", sink_opts.batch_bytes, "flush at this many buffered bytes")
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 34))
       ->capture_default_str();
   sink->add_option("--flush-ms", sink_opts.flush_ms, "flush a batch at most this old")
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}))
       ->capture_default_str();
   sink->add_option("--catch-up-flush-ms", sink_opts.catch_up_flush_ms,
                    "while catching up a backlog, flush a batch of at least --batch-rows rows at "
                    "most this old (at least --flush-ms)")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}))
       ->capture_default_str();
   sink->add_option("--max-batch-rows", sink_opts.max_batch_rows,
                    "how far a batch may grow past --batch-rows: while the previous INSERT runs, "
                    "and while catching up (when a batch reached --batch-rows, at least "
                    "--batch-rows more messages waited behind it)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
       ->capture_default_str();
   sink->add_option("--reset-offsets", sink_opts.reset_offsets,
                    "reprocess from earliest or from an ISO-8601 timestamp (results unchanged)");

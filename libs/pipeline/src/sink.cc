@@ -137,6 +137,17 @@ class SinkImpl final : public Sink {
       : options_(std::move(options)), target_(target), clock_(clock) {}
 
   Status Init(const ConsumerFactory& make_consumer, const ProducerFactory& make_producer) {
+    if (options_.batch_rows == 0 || options_.batch_bytes == 0 || options_.max_batch_rows == 0) {
+      return Status::InvalidArgument("batch_rows, batch_bytes and max_batch_rows must be positive",
+                                     "batch_rows");
+    }
+    if (options_.flush_interval.count() <= 0 || options_.catch_up_flush_interval.count() < 0 ||
+        options_.shutdown_timeout.count() <= 0) {
+      return Status::InvalidArgument(
+          "flush_interval and shutdown_timeout must be positive, catch_up_flush_interval not "
+          "negative",
+          "flush_interval");
+    }
     if (!options_.dlq_topic.empty()) {
       if (!make_producer) return Status::InvalidArgument("a DLQ topic needs a producer");
       SPLITSTREAM_ASSIGN_OR_RETURN(

@@ -61,6 +61,43 @@ class SinkLoopTest : public ::testing::Test {
   bool no_dlq_ = false;
 };
 
+TEST_F(SinkLoopTest, ZeroBatchSizesAndIntervalsAreRefusedBeforeAnythingStarts) {
+  bool consumer_made = false;
+  auto create = [&](SinkOptions opts) {
+    return Sink::Create(
+               opts, &target_,
+               [&](kafka::PartitionsCallback a,
+                   kafka::PartitionsCallback r) -> Result<std::unique_ptr<kafka::Consumer>> {
+                 consumer_made = true;
+                 return std::unique_ptr<kafka::Consumer>(
+                     std::make_unique<FakeConsumer>(&clock_, std::move(a), std::move(r)));
+               },
+               nullptr, &clock_)
+        .status();
+  };
+  SinkOptions bad;
+  bad.batch_rows = 0;
+  EXPECT_EQ(create(bad).code(), StatusCode::kInvalidArgument);
+  bad = {};
+  bad.batch_bytes = 0;
+  EXPECT_EQ(create(bad).code(), StatusCode::kInvalidArgument);
+  bad = {};
+  bad.max_batch_rows = 0;
+  EXPECT_EQ(create(bad).code(), StatusCode::kInvalidArgument);
+  bad = {};
+  bad.flush_interval = milliseconds(0);
+  EXPECT_EQ(create(bad).code(), StatusCode::kInvalidArgument);
+  bad = {};
+  bad.catch_up_flush_interval = milliseconds(-1);
+  EXPECT_EQ(create(bad).code(), StatusCode::kInvalidArgument);
+  bad = {};
+  bad.shutdown_timeout = milliseconds(0);
+  EXPECT_EQ(create(bad).code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(consumer_made);
+  EXPECT_TRUE(create(SinkOptions{}).ok());
+  EXPECT_TRUE(consumer_made);
+}
+
 TEST_F(SinkLoopTest, CommitsNextOffsetPerPartitionOnlyAfterTheBatchIsFlushed) {
   SinkOptions opts;
   opts.batch_rows = 3;

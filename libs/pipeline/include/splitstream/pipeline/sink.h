@@ -272,7 +272,9 @@ using ProducerFactory = std::function<Result<std::unique_ptr<kafka::Producer>>(
 class Sink {
  public:
   // `target` and `clock` must outlive the Sink. `make_producer` may be empty when
-  // options.dlq_topic is empty. Errors: whatever the factories return.
+  // options.dlq_topic is empty. Errors: InvalidArgument for a zero batch size or a
+  // non-positive interval (a zero batch size would flush forever); whatever the factories
+  // return.
   static Result<std::unique_ptr<Sink>> Create(SinkOptions options, SinkTarget* target,
                                               const ConsumerFactory& make_consumer,
                                               const ProducerFactory& make_producer, Clock* clock);

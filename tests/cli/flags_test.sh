@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Bad command-line values are refused before anything starts: each invocation below must exit
+# non-zero at once and name the flag (or the rule) it broke. No server is needed: the
+# environment points at ports where nothing listens, so a value that slipped through would
+# fail later with a connection error instead of the expected message.
+#   tests/cli/flags_test.sh PATH/TO/splitstream
+set -uo pipefail
+bin=${1:?usage: flags_test.sh PATH/TO/splitstream}
+export SPLITSTREAM_PG_DSN='host=127.0.0.1 port=1 dbname=none user=none connect_timeout=1'
+export SPLITSTREAM_CLICKHOUSE_URL='http://127.0.0.1:1'
+export SPLITSTREAM_KAFKA_BROKERS='127.0.0.1:1'
+export SPLITSTREAM_ADMIN_TOKEN=a SPLITSTREAM_CLIENT_TOKEN=b
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+passed=0 failed=0
+
+# expect_refused "what the message must contain" args...
+expect_refused() {
+  local want=$1 out code
+  shift
+  out=$(timeout 20 "$bin" "$@" 2>&1)
+  code=$?
+  if ((code != 0 && code != 124)) && [[ $out == *"$want"* ]]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: splitstream $* exited $code; expected a refusal mentioning \"$want\", got:"
+    echo "$out" | head -5
+  fi
+}
+
+expect_refused "--slot-wait-ms: Value -5 not in range" cdc --slot-wait-ms -5
+expect_refused "--heartbeat-interval-ms: Value -1 not in range" cdc --heartbeat-interval-ms -1
+expect_refused "--max-in-flight: Value 0 not in range" cdc --max-in-flight 0
+expect_refused "--snapshot-mode: sometimes not in" cdc --snapshot-mode sometimes
+expect_refused "--batch-rows: Value 0 not in range" sink --batch-rows 0
+expect_refused "--batch-bytes: Value 10 not in range" sink --batch-bytes 10
+expect_refused "--flush-ms: Value 0 not in range" sink --flush-ms 0
+expect_refused "--catch-up-flush-ms: Value -1 not in range" sink --catch-up-flush-ms -1
+expect_refused "--max-batch-rows: Value 0 not in range" sink --max-batch-rows 0
+expect_refused "--shutdown-timeout-ms: Value 5 not in range" sink --shutdown-timeout-ms 5
+expect_refused "--shutdown-timeout-ms: Value -1 not in range" serve --shutdown-timeout-ms -1
+expect_refused "--format: xml not in" results checkout --format xml
+expect_refused "--months-ahead and --retention-months must be >= 0" migrate --months-ahead -1
+expect_refused "users >= 1" loadgen --users 0
+expect_refused "The following argument was not expected: --no-such-flag" serve --no-such-flag
+
+echo "flags_test: $passed passed, $failed failed"
+((failed == 0))
