@@ -165,6 +165,7 @@ int main(int argc, char** argv) {
   results
       ->add_option("--cuped-hours", results_opts.cuped_hours,
                    "CUPED pre-exposure window in hours (0: off)")
+      ->check(CLI::Range(int64_t{0}, int64_t{24 * 366}))
       ->capture_default_str();
   results->add_flag("--sequential", results_opts.sequential,
                     "always-valid (sequential) intervals and p-values");

@@ -1,6 +1,7 @@
 #include "splitstream/loadgen/loadgen.h"
 
 #include <curl/curl.h>
+#include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -112,9 +113,13 @@ std::string ExperimentBody(const Options& o) {
 Result<Summary> Simulate(const Options& o, const std::function<void(std::string_view)>& progress) {
   static const bool kCurlReady = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   if (!kCurlReady) return Status::Internal("libcurl failed to initialise");
-  if (o.users < 1 || o.base_rate < 0 || o.base_rate > 1 || o.base_rate * (1 + o.lift) > 1 ||
+  const double treated_rate = o.base_rate * (1 + o.lift);
+  if (o.users < 1 || o.base_rate < 0 || o.base_rate > 1 || treated_rate < 0 || treated_rate > 1 ||
       o.batch < 1) {
-    return Status::InvalidArgument("users >= 1, batch >= 1 and rates within [0, 1] required");
+    return Status::InvalidArgument(fmt::format(
+        "users >= 1, batch >= 1 and rates within [0, 1] required (control {}, treatment {} = "
+        "base rate x (1 + lift))",
+        o.base_rate, treated_rate));
   }
   auto start = std::chrono::steady_clock::now();
   HttpClient http(o.url);
