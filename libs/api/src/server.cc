@@ -6,8 +6,11 @@
 // its own strand, so its handlers never run concurrently. A request is read, handed to the
 // Router, and the Router's answer is dispatched back to the strand — inline for routes
 // that answer before Handle() returns, posted for /v1/assign, whose answer comes from the
-// service's batcher thread. The next request on a keep-alive connection is read only after
-// the response was written.
+// service's batcher thread. Answers from other threads are coalesced (ServerImpl::Deliver):
+// the first of a burst (a group-commit batch answers dozens of requests at once) posts one
+// drain to the io_context, and the worker that runs it hands each answer to its session's
+// strand, inline when that strand is idle: one wake-up per burst instead of one per answer.
+// The next request on a keep-alive connection is read only after the response was written.
 //
 // Lifetime: sessions are held by the server's registry until they finish, so a response
 // that arrives later from another thread finds them through a weak_ptr. Such callbacks pass
@@ -91,6 +94,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   net::any_io_executor executor() { return stream_.get_executor(); }
+  // On the strand: the answer to the request in flight, from ServerImpl::Deliver.
+  void Answer(HttpResponse r) { Respond(std::move(r), false, false); }
 
  private:
   void ReadRequest();
@@ -133,11 +138,17 @@ class ServerImpl final : public Server {
       gate_->open = false;
     }
     std::unordered_map<Session*, std::shared_ptr<Session>> sessions;
+    std::vector<std::pair<std::shared_ptr<Session>, HttpResponse>> undelivered;
     {
       std::lock_guard<std::mutex> lock(mu_);
       sessions.swap(sessions_);
     }
+    {
+      std::lock_guard<std::mutex> lock(outbox_mu_);
+      undelivered.swap(outbox_);
+    }
     sessions.clear();  // while the io_context still exists
+    undelivered.clear();
   }
 
   Status Listen() {
@@ -236,6 +247,19 @@ class ServerImpl final : public Server {
   size_t max_body_bytes() const { return options_.max_body_bytes; }
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
+  // An answer from a thread outside the io_context (see the top of this file). The caller
+  // holds the gate open.
+  void Deliver(std::shared_ptr<Session> session, HttpResponse response) {
+    bool post = false;
+    {
+      std::lock_guard<std::mutex> lock(outbox_mu_);
+      outbox_.emplace_back(std::move(session), std::move(response));
+      post = !drain_posted_;
+      drain_posted_ = true;
+    }
+    if (post) net::post(ioc_, [this] { DrainOutbox(); });
+  }
+
   void Unregister(Session* session) {
     std::shared_ptr<Session> keep;  // destroyed outside the lock
     {
@@ -249,6 +273,22 @@ class ServerImpl final : public Server {
   }
 
  private:
+  // On a worker: each answer to its session's strand (inline when the strand is idle).
+  void DrainOutbox() {
+    std::vector<std::pair<std::shared_ptr<Session>, HttpResponse>> answers;
+    {
+      std::lock_guard<std::mutex> lock(outbox_mu_);
+      answers.swap(outbox_);
+      drain_posted_ = false;
+    }
+    for (auto& [session, response] : answers) {
+      net::any_io_executor ex = session->executor();
+      net::dispatch(ex, [s = std::move(session), r = std::move(response)]() mutable {
+        s->Answer(std::move(r));
+      });
+    }
+  }
+
   void Accept() {
     acceptor_.async_accept(net::make_strand(ioc_),
                            beast::bind_front_handler(&ServerImpl::OnAccept, this));
@@ -287,6 +327,10 @@ class ServerImpl final : public Server {
   uint16_t port_ = 0;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
+
+  std::mutex outbox_mu_;
+  std::vector<std::pair<std::shared_ptr<Session>, HttpResponse>> outbox_;  // GUARDED_BY(outbox_mu_)
+  bool drain_posted_ = false;                                              // GUARDED_BY(outbox_mu_)
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -361,10 +405,8 @@ Responder Session::MakeResponder() {
     if (!gate->open) return;  // the server is being destroyed
     std::shared_ptr<Session> self = weak.lock();
     if (!self) return;
-    net::any_io_executor ex = self->stream_.get_executor();
-    net::dispatch(ex, [self = std::move(self), r = std::move(r)]() mutable {
-      self->Respond(std::move(r), false, false);
-    });
+    ServerImpl* server = self->server_;
+    server->Deliver(std::move(self), std::move(r));
   };
 }
 

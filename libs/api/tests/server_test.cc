@@ -166,6 +166,40 @@ TEST_F(ServerTest, AuthOverTheWire) {
   EXPECT_EQ(r[http::field::allow], "GET, POST");
 }
 
+// A burst of answers from the batcher thread (one group commit answers many requests at
+// once) is delivered together, each to the connection that asked.
+TEST_F(ServerTest, ABurstOfAnswersFromTheBatcherReachesEachItsOwnConnection) {
+  StartServer();
+  CreateRunningExperiment();
+  service_.Hold();
+  constexpr int kClients = 40;
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<std::future<testing::Response>> answers;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<Client>(server_->port()));
+    Client* c = clients.back().get();
+    answers.push_back(std::async(std::launch::async, [c, i] {
+      return c->Send(http::verb::post, "/v1/assign",
+                     R"({"user_id":"burst-)" + std::to_string(i) + R"(","experiment":"exp"})",
+                     kClient);
+    }));
+  }
+  for (int i = 0; i < 500 && service_.Queued() < kClients; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(service_.Queued(), static_cast<size_t>(kClients));
+  service_.Release();
+  for (int i = 0; i < kClients; ++i) {
+    testing::Response r = answers[i].get();
+    EXPECT_EQ(r.result_int(), 200) << r.body();
+    EXPECT_NE(r.body().find(R"("user_id":"burst-)" + std::to_string(i) + R"(")"), std::string::npos)
+        << "connection " << i << " got " << r.body();
+    EXPECT_TRUE(r.keep_alive());
+  }
+  // The connections stay usable.
+  EXPECT_EQ(clients[0]->Send(http::verb::get, "/healthz", "", "").result_int(), 200);
+}
+
 TEST_F(ServerTest, ShutdownLetsARequestInFlightFinish) {
   StartServer();
   CreateRunningExperiment();
