@@ -110,16 +110,13 @@ void Reap(std::vector<Child>& children) {
   }
 }
 
-// Each child still running gets SIGKILL, and is reaped.
-void KillAll(std::vector<Child>& children) {
-  for (Child& c : children) {
-    if (!c.running) continue;
-    kill(c.pid, SIGKILL);
-    int status = 0;
-    waitpid(c.pid, &status, 0);
-    c.running = false;
-    c.exit_code = ExitCode(status);
-  }
+// SIGKILL, and the child is reaped.
+void Kill(Child& c) {
+  kill(c.pid, SIGKILL);
+  int status = 0;
+  waitpid(c.pid, &status, 0);
+  c.running = false;
+  c.exit_code = ExitCode(status);
 }
 
 // Stops the children in order: SIGTERM, then up to `grace` for the child to finish (each
@@ -154,7 +151,9 @@ void StopAll(std::vector<Child>& children, int first, const sigset_t& signals,
               "up: {} again: killing {} now (what they had not confirmed is read again on the "
               "next start)",
               strsignal(sig), roles);
-          KillAll(children);
+          for (Child& r : children) {
+            if (r.running) Kill(r);
+          }
           return;
         }
         spdlog::info("up: {} received while stopping; already stopping ({} again stops at once)",
@@ -165,11 +164,7 @@ void StopAll(std::vector<Child>& children, int first, const sigset_t& signals,
     if (!c.running) continue;
     spdlog::error("up: {} (pid {}) did not stop within {} s; killing it", c.role, c.pid,
                   grace.count());
-    kill(c.pid, SIGKILL);
-    int status = 0;
-    waitpid(c.pid, &status, 0);
-    c.running = false;
-    c.exit_code = ExitCode(status);
+    Kill(c);
   }
 }
 

@@ -79,6 +79,12 @@ class UpTest : public CdcFixture {
     return "";
   }
 
+  // The PID `up` printed for its child `role` (0 when none was printed).
+  pid_t ChildPid(const std::string& role) {
+    const std::string word = AwaitPrinted(role + " (pid");
+    return word.empty() ? 0 : static_cast<pid_t>(std::stol(word));
+  }
+
   std::unique_ptr<clickhouse::Client> ch_;
   std::unique_ptr<Process> up_;
   std::string ch_database_, http_addr_, group_;
@@ -135,10 +141,8 @@ TEST_F(UpTest, OneCommandRunsThePipelineAndStopsCleanly) {
 
 TEST_F(UpTest, AChildThatDiesStopsEverythingWithAnErrorNamingIt) {
   StartUp();
-  const std::string line = AwaitPrinted("cdc (pid");
-  ASSERT_FALSE(line.empty()) << "no cdc pid printed";
-  const pid_t cdc_pid = static_cast<pid_t>(std::stol(line));
-  ASSERT_GT(cdc_pid, 1);
+  const pid_t cdc_pid = ChildPid("cdc");
+  ASSERT_GT(cdc_pid, 1) << "no cdc pid printed";
   ASSERT_FALSE(AwaitPrinted("running;").empty());
   kill(cdc_pid, SIGKILL);
   auto code = up_->Wait(seconds(90));
@@ -154,10 +158,8 @@ TEST_F(UpTest, AChildThatDiesStopsEverythingWithAnErrorNamingIt) {
 // the Ctrl-C (what a script's trap adds) does not cut the graceful stop short.
 TEST_F(UpTest, TheSameSignalAgainStopsAtOnceAnotherOneDoesNot) {
   StartUp();
-  const std::string line = AwaitPrinted("sink (pid");
-  ASSERT_FALSE(line.empty()) << "no sink pid printed";
-  const pid_t sink_pid = static_cast<pid_t>(std::stol(line));
-  ASSERT_GT(sink_pid, 1);
+  const pid_t sink_pid = ChildPid("sink");
+  ASSERT_GT(sink_pid, 1) << "no sink pid printed";
   ASSERT_FALSE(AwaitPrinted("running;").empty());
   // A sink that does not answer: its graceful stop would last the whole 30 s grace period.
   ASSERT_EQ(kill(sink_pid, SIGSTOP), 0);

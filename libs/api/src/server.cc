@@ -253,9 +253,8 @@ class ServerImpl final : public Server {
     bool post = false;
     {
       std::lock_guard<std::mutex> lock(outbox_mu_);
+      post = outbox_.empty();  // else the drain posted by the first answer is still due
       outbox_.emplace_back(std::move(session), std::move(response));
-      post = !drain_posted_;
-      drain_posted_ = true;
     }
     if (post) net::post(ioc_, [this] { DrainOutbox(); });
   }
@@ -279,7 +278,6 @@ class ServerImpl final : public Server {
     {
       std::lock_guard<std::mutex> lock(outbox_mu_);
       answers.swap(outbox_);
-      drain_posted_ = false;
     }
     for (auto& [session, response] : answers) {
       net::any_io_executor ex = session->executor();
@@ -329,8 +327,8 @@ class ServerImpl final : public Server {
   std::atomic<bool> stopping_{false};
 
   std::mutex outbox_mu_;
+  // Answers waiting for the drain; not empty exactly while a drain is posted and not yet run.
   std::vector<std::pair<std::shared_ptr<Session>, HttpResponse>> outbox_;  // GUARDED_BY(outbox_mu_)
-  bool drain_posted_ = false;                                              // GUARDED_BY(outbox_mu_)
 
   std::mutex mu_;
   std::condition_variable cv_;
