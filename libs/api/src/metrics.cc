@@ -32,6 +32,8 @@ std::string_view RoutePattern(Route route) {
       return "/metrics";
     case Route::kExperimentResults:
       return "/v1/experiments/{key}/results";
+    case Route::kDashboard:
+      return "/";
   }
   return "unmatched";
 }

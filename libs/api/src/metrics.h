@@ -42,8 +42,9 @@ enum class Route {
   kReadyz,
   kMetrics,
   kExperimentResults,
+  kDashboard,
 };
-inline constexpr size_t kRouteCount = 12;
+inline constexpr size_t kRouteCount = 13;
 
 // "/v1/experiments/{key}"; "unmatched" for kUnmatched.
 std::string_view RoutePattern(Route route);

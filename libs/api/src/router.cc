@@ -6,6 +6,7 @@
 #include <exception>
 #include <vector>
 
+#include "dashboard.h"
 #include "errors.h"
 #include "request.h"
 #include "response.h"
@@ -40,6 +41,9 @@ Match MatchPath(std::string_view path) {
   std::vector<std::string_view> p = Split(path);
   auto nonempty = [&](size_t i) { return !p[i].empty(); };
   if (p.size() == 1) {
+    if (p[0].empty() || p[0] == "dashboard.js" || p[0] == "dashboard.css") {
+      return {Route::kDashboard, {}, "GET", Need::kNone};  // the page reads the API with a token
+    }
     if (p[0] == "healthz") return {Route::kHealthz, {}, "GET", Need::kNone};
     if (p[0] == "readyz") return {Route::kReadyz, {}, "GET", Need::kNone};
     if (p[0] == "metrics") return {Route::kMetrics, {}, "GET", Need::kNone};
@@ -269,6 +273,17 @@ void Router::Dispatch(Route route, const std::string& param, HttpRequest& reques
       Result<std::string> json = options_.results->ResultsJson(param);
       if (!json.ok()) return done(Error(json.status(), route));
       return done(Json(200, std::move(*json), route));
+    }
+    case Route::kDashboard: {
+      std::string_view path = std::string_view(request.target).substr(0, request.target.find('?'));
+      for (const StaticAsset& a : DashboardAssets()) {
+        if (a.path != path) continue;
+        HttpResponse r = Json(200, std::string(a.body), route);
+        r.content_type = a.content_type;
+        r.page = true;
+        return done(std::move(r));
+      }
+      return done(Error(Status::NotFound("no route for " + std::string(path)), route));
     }
     case Route::kAssign:  // answered asynchronously by Handle()
       break;

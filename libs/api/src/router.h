@@ -39,6 +39,7 @@ struct HttpResponse {
   std::string_view content_type = "application/json";
   std::string_view allow;         // the Allow header of a 405, "" otherwise
   bool bearer_challenge = false;  // send WWW-Authenticate: Bearer (401)
+  bool page = false;              // a dashboard file: send the browser security headers
   Route route = Route::kUnmatched;
 };
 

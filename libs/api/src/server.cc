@@ -425,6 +425,15 @@ void Session::Respond(HttpResponse r, bool close, bool drain) {
   res_.set(http::field::content_type, Sv(r.content_type));
   if (!r.allow.empty()) res_.set(http::field::allow, Sv(r.allow));
   if (r.bearer_challenge) res_.set(http::field::www_authenticate, "Bearer");
+  if (r.page) {
+    // The dashboard runs only its own files, talks only to this server, and is never framed.
+    res_.set("Content-Security-Policy",
+             "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+             "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+    res_.set("X-Content-Type-Options", "nosniff");
+    res_.set("Referrer-Policy", "no-referrer");
+    res_.set(http::field::cache_control, "no-cache");
+  }
   res_.body() = std::move(r.body);
   res_.keep_alive(keep_alive_ && !close && !stopping_ && !server_->stopping());
   res_.prepare_payload();

@@ -81,6 +81,25 @@ TEST_F(RouterTest, UnknownRouteIs404AndWrongMethod405) {
   EXPECT_EQ(Call("POST", "/healthz").status, 405);
 }
 
+TEST_F(RouterTest, TheDashboardNeedsNoTokenAndOnlyGet) {
+  for (std::string_view target : {"/", "/?x=1", "/dashboard.js", "/dashboard.css"}) {
+    HttpResponse r = Call("GET", std::string(target), "", "");
+    EXPECT_EQ(r.status, 200) << target;
+    EXPECT_TRUE(r.page) << target;
+    EXPECT_EQ(r.route, Route::kDashboard) << target;
+    EXPECT_FALSE(r.body.empty()) << target;
+  }
+  EXPECT_EQ(Call("GET", "/").content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(Call("GET", "/dashboard.js").content_type, "text/javascript; charset=utf-8");
+  HttpResponse r = Call("POST", "/", "", "");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.allow, "GET");
+  EXPECT_FALSE(r.page);
+  EXPECT_EQ(Call("GET", "/dashboard.map", "", "").status, 404);
+  EXPECT_EQ(Call("GET", "/index.html", "", "").status, 404);
+  EXPECT_FALSE(Call("GET", "/healthz", "", "").page);
+}
+
 TEST_F(RouterTest, AuthRules) {
   // Missing, malformed and unknown tokens: 401 with a challenge and no echo of the token.
   HttpResponse r = Call("GET", "/v1/experiments", "", "");

@@ -166,6 +166,31 @@ TEST_F(ServerTest, AuthOverTheWire) {
   EXPECT_EQ(r[http::field::allow], "GET, POST");
 }
 
+// The dashboard's files come without a token and with the headers that keep a browser from
+// running anything but them; API answers carry none of those headers.
+TEST_F(ServerTest, TheDashboardIsServedWithBrowserSecurityHeaders) {
+  StartServer();
+  Client c(server_->port());
+  auto r = c.Send(http::verb::get, "/", "", "");
+  ASSERT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r[http::field::content_type], "text/html; charset=utf-8");
+  EXPECT_NE(r.body().find("<script type=\"module\" src=\"/dashboard.js\">"), std::string::npos);
+  std::string csp(r["Content-Security-Policy"]);
+  EXPECT_NE(csp.find("script-src 'self'"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("unsafe"), std::string::npos) << csp;
+  EXPECT_EQ(r["X-Content-Type-Options"], "nosniff");
+  EXPECT_EQ(r["Referrer-Policy"], "no-referrer");
+  r = c.Send(http::verb::get, "/dashboard.js", "", "");
+  ASSERT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r[http::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_NE(r.body().find("textContent"), std::string::npos);
+  r = c.Send(http::verb::get, "/dashboard.css", "", "");
+  EXPECT_EQ(r[http::field::content_type], "text/css; charset=utf-8");
+  r = c.Send(http::verb::get, "/healthz", "", "");
+  EXPECT_EQ(r["Content-Security-Policy"], "");
+}
+
 // A burst of answers from the batcher thread (one group commit answers many requests at
 // once) is delivered together, each to the connection that asked.
 TEST_F(ServerTest, ABurstOfAnswersFromTheBatcherReachesEachItsOwnConnection) {
