@@ -19,6 +19,7 @@ assert.ok(base && admin && client, 'SPLITSTREAM_TEST_BASE_URL and both tokens mu
 
 const KEY = 'checkout_button';
 const DRAFT = 'draft_with_markup';
+const STALE = 'changed_behind_the_page';
 const HOSTILE = '<img src=x onerror="window.__xss=1"> & <b>bold</b>';
 const USERS = 120;
 
@@ -36,7 +37,7 @@ async function api(method, path, token, body) {
 const step = (name) => console.log(`-- ${name}`);
 
 async function seed() {
-  step('create two experiments and drive one through the API');
+  step('create three experiments and drive one through the API');
   await api('POST', '/v1/experiments', admin, {
     key: KEY,
     name: 'Checkout button',
@@ -51,6 +52,11 @@ async function seed() {
   await api('POST', '/v1/experiments', admin, {
     key: DRAFT,
     name: HOSTILE,
+    variants: [{ key: 'a', weight: 1 }, { key: 'b', weight: 1 }],
+    traffic: 1,
+  });
+  await api('POST', '/v1/experiments', admin, {
+    key: STALE,
     variants: [{ key: 'a', weight: 1 }, { key: 'b', weight: 1 }],
     traffic: 1,
   });
@@ -103,9 +109,9 @@ async function run(browser, results) {
     await page.getByTestId('experiments').waitFor();
     assert.equal(new URL(page.url()).hash, '#/', 'the token stayed in the address bar');
 
-    step('the list shows both experiments; a name with markup is text, not markup');
+    step('the list shows every experiment; a name with markup is text, not markup');
     const rows = page.getByTestId('experiment-row');
-    assert.equal(await rows.count(), 2);
+    assert.equal(await rows.count(), 3);
     const draftRow = page.locator(`[data-testid=experiment-row][data-key="${DRAFT}"]`);
     assert.equal(await draftRow.locator('td').nth(1).textContent(), HOSTILE);
     assert.equal(await draftRow.getByTestId('status').textContent(), 'draft');
@@ -151,6 +157,17 @@ async function run(browser, results) {
     await page.getByTestId('start').click();
     await page.locator('h1 [data-testid=status]', { hasText: 'running' }).waitFor();
     assert.equal((await api('GET', `/v1/experiments/${DRAFT}`, admin)).status, 'running');
+
+    step('a button whose action the API refuses says why, and the message stays');
+    await page.goto(`${base}/#/experiments/${STALE}`);
+    await page.getByTestId('start').waitFor();
+    // Behind the page's back: started and stopped, which a stopped experiment cannot undo.
+    await api('POST', `/v1/experiments/${STALE}/start`, admin);
+    await api('POST', `/v1/experiments/${STALE}/stop`, admin);
+    await page.getByTestId('start').click();
+    await page.locator('h1 [data-testid=status]', { hasText: 'stopped' }).waitFor();
+    assert.match(await page.locator('#banner.error').textContent(), new RegExp(`^Could not start ${STALE}: `));
+    problems.length = 0;  // the refused POST is on the console, as it should be
 
     // Until here nothing failed; the steps below fail requests on purpose, which the
     // browser reports on its console.

@@ -72,10 +72,13 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-function showBanner(message, kind = 'error') {
+// `source` tells a failed page load ('route', cleared by the next load that works) from the
+// outcome of a button ('action', kept until the next message).
+function showBanner(message, kind = 'error', source = 'action') {
   const b = el('banner');
   b.textContent = message;
   b.className = kind;
+  b.dataset.source = source;
   b.hidden = !message;
 }
 
@@ -292,15 +295,15 @@ async function route({ quiet = false } = {}) {
       setAutoRefresh(false);
       await showList();
     }
-    if (mine === routing && el('banner').className === 'error') showBanner('');
+    if (mine === routing && el('banner').dataset.source === 'route') showBanner('');
   } catch (e) {
     if (mine !== routing) return;
     if (e.status === 401 || e.status === 403) {
       sessionStorage.removeItem(TOKEN_KEY);
-      showBanner(`The token was refused: ${e.message}. Enter the admin token.`);
+      showBanner(`The token was refused: ${e.message}. Enter the admin token.`, 'error', 'route');
       return route();
     }
-    showBanner(e.message);
+    showBanner(e.message, 'error', 'route');
   } finally {
     el('view').removeAttribute('aria-busy');
   }
