@@ -173,6 +173,16 @@ async function run(browser, results) {
     // browser reports on its console.
     assert.deepEqual(problems, [], 'the page logged errors (a CSP violation shows up here)');
 
+    step('auto-refresh shows a change made elsewhere without a click');
+    await page.goto(`${base}/?refresh=1#/experiments/${DRAFT}`);
+    await page.locator('h1 [data-testid=status]', { hasText: 'running' }).waitFor();
+    assert.match(await page.locator('label', { has: page.getByTestId('auto-refresh') }).textContent(), /refresh every 1 s/);
+    await page.getByTestId('auto-refresh').check();
+    await api('POST', `/v1/experiments/${DRAFT}/stop`, admin);
+    await page.locator('h1 [data-testid=status]', { hasText: 'stopped' }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.getByTestId('auto-refresh').isChecked(), true, 'auto-refresh stays on');
+    await page.getByTestId('auto-refresh').uncheck();
+
     step('an unknown experiment is an error that names it');
     await page.goto(`${base}/#/experiments/no_such_experiment`);
     await page.locator('#banner.error').waitFor();

@@ -4,9 +4,16 @@
 // with textContent, never parsed as HTML.
 
 const TOKEN_KEY = 'splitstream.adminToken';
-const REFRESH_MS = 15000;
+// The auto-refresh interval: 15 s, or `?refresh=SECONDS` in the address (1 to 3600).
+const REFRESH_MS = (() => {
+  const q = Number(new URLSearchParams(location.search).get('refresh'));
+  return Number.isFinite(q) && q >= 1 && q <= 3600 ? Math.round(q * 1000) : 15000;
+})();
 
 const el = (id) => document.getElementById(id);
+// Auto-refresh: on while `autoRefresh`; the next refresh is scheduled only once the previous
+// one has ended, so a results computation slower than REFRESH_MS never piles up requests.
+let autoRefresh = false;
 let refreshTimer = null;
 
 // ---- the token: from "#token=..." once (then removed from the address bar), else the tab ----
@@ -241,7 +248,7 @@ async function showExperiment(key) {
     actions.push(h('button', { type: 'button', 'data-testid': 'stop', onclick: () => changeStatus(e.key, 'stop') }, 'Stop'));
   }
   const auto = h('input', { type: 'checkbox', id: 'auto-refresh', 'data-testid': 'auto-refresh' });
-  auto.checked = refreshTimer !== null;
+  auto.checked = autoRefresh;
   auto.addEventListener('change', () => setAutoRefresh(auto.checked));
   setView(
     h('p', {}, h('a', { href: '#/' }, '← all experiments')),
@@ -268,8 +275,19 @@ async function showExperiment(key) {
 }
 
 function setAutoRefresh(on) {
-  if (refreshTimer !== null) clearInterval(refreshTimer);
-  refreshTimer = on ? setInterval(() => route({ quiet: true }), REFRESH_MS) : null;
+  autoRefresh = on;
+  if (refreshTimer !== null) clearTimeout(refreshTimer);
+  refreshTimer = null;
+  if (on) scheduleRefresh();
+}
+
+function scheduleRefresh() {
+  if (refreshTimer !== null) clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    await route({ quiet: true });
+    if (autoRefresh && refreshTimer === null) scheduleRefresh();
+  }, REFRESH_MS);
 }
 
 // ---- routing: "#/" the list, "#/experiments/KEY" one experiment ----
