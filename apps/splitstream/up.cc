@@ -219,8 +219,8 @@ Status RunUp(const config::Config& base, const UpOptions& opts) {
   }
 
   if (failure.ok()) {
-    std::printf("splitstream up: API on http://%s (serve, pid %d)\n", cfg.http_addr.c_str(),
-                children[0].pid);
+    std::printf("splitstream up: API and dashboard on http://%s/ (serve, pid %d)\n",
+                cfg.http_addr.c_str(), children[0].pid);
     std::printf("splitstream up: cdc (pid %d) streams PostgreSQL to %s; /metrics on %s\n",
                 children[1].pid,
                 kafka_mode ? ("Kafka " + cfg.kafka_brokers).c_str()
@@ -235,6 +235,9 @@ Status RunUp(const config::Config& base, const UpOptions& opts) {
       // never log them.
       std::printf("splitstream up: admin token  %s\n", cfg.admin_token.c_str());
       std::printf("splitstream up: client token %s\n", cfg.client_token.c_str());
+      // The fragment (after '#') stays in the browser; the page removes it from the address.
+      std::printf("splitstream up: dashboard    http://%s/#token=%s\n", cfg.http_addr.c_str(),
+                  cfg.admin_token.c_str());
     }
     std::printf("splitstream up: running; SIGTERM or Ctrl-C stops everything\n");
     std::fflush(stdout);
