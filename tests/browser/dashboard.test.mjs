@@ -3,7 +3,7 @@
 //   SPLITSTREAM_TEST_BASE_URL   http://127.0.0.1:PORT of the API server
 //   SPLITSTREAM_ADMIN_TOKEN, SPLITSTREAM_CLIENT_TOKEN
 //   SPLITSTREAM_CHROMIUM        the browser (default /usr/bin/chromium)
-//   SPLITSTREAM_TEST_ARTIFACTS  where the results page's screenshot goes, and on a failure a
+//   SPLITSTREAM_TEST_ARTIFACTS  where screenshots of the results page and the filled-in form go, and on a failure a
 //                               screenshot and the page's text
 // It drives an experiment through the API, waits until its results show every user, and then
 // checks what the page shows against what the API says. Exit 0 only when every check held.
@@ -169,6 +169,48 @@ async function run(browser, results) {
     assert.match(await page.locator('#banner.error').textContent(), new RegExp(`^Could not start ${STALE}: `));
     problems.length = 0;  // the refused POST is on the console, as it should be
 
+    step('the form creates and starts an experiment as the API then reads it back');
+    await page.goto(`${base}/#/`);
+    await page.getByTestId('new').click();
+    await page.getByTestId('new-form').waitFor();
+    assert.equal(await page.locator('#banner').isVisible(), false, "the last page's message went with it");
+    await page.getByTestId('field-key').fill('from_the_form');
+    await page.getByTestId('field-name').fill('Made in the browser');
+    await page.getByTestId('field-traffic').fill('0.5');
+    await page.getByTestId('field-variant-key').nth(1).fill('green');
+    await page.getByTestId('add-variant').click();
+    await page.getByTestId('field-variant-key').nth(2).fill('blue');
+    await page.getByTestId('field-variant-weight').nth(2).fill('2');
+    await page.getByTestId('add-metric').click();
+    await page.getByTestId('field-metric-key').nth(0).fill('bought');
+    await page.getByTestId('field-metric-event').nth(0).fill('purchase');
+    await page.getByTestId('add-metric').click();
+    await page.getByTestId('field-metric-key').nth(1).fill('slow_pages');
+    await page.getByTestId('field-metric-event').nth(1).fill('page_load');
+    await page.getByTestId('field-metric-kind').nth(1).selectOption('quantile');
+    await page.getByTestId('field-metric-quantile').nth(1).fill('0.95');
+    await page.getByTestId('field-metric-window').nth(1).fill('24');
+    await page.getByTestId('field-metric-higher').nth(1).uncheck();
+    await page.getByTestId('field-metric-guardrail').nth(1).check();
+    await page.getByTestId('field-start-now').check();
+    await page.screenshot({ path: `${artifacts}/dashboard-new.png`, fullPage: true });
+    await page.getByTestId('create').click();
+    await page.locator('h1 [data-testid=status]', { hasText: 'running' }).waitFor();
+    assert.match(await page.getByTestId('title').textContent(), /Made in the browser/);
+    assert.equal(await page.locator('#banner.info').textContent(), 'Experiment from_the_form created and started.');
+    const made = await api('GET', '/v1/experiments/from_the_form', admin);
+    assert.equal(made.status, 'running');
+    assert.equal(made.traffic, 0.5);
+    assert.deepEqual(made.variants.map((v) => [v.key, v.weight]), [['control', 1], ['green', 1], ['blue', 2]]);
+    assert.deepEqual(await page.getByTestId('weight').allTextContents(), ['25.00 %', '25.00 %', '50.00 %']);
+    assert.deepEqual(made.metrics.map((m) => [m.key, m.event_type, m.kind]),
+                     [['bought', 'purchase', 'conversion'], ['slow_pages', 'page_load', 'quantile']]);
+    assert.equal(made.metrics[1].quantile, 0.95);
+    assert.equal(made.metrics[1].window_hours, 24);
+    assert.equal(made.metrics[1].higher_is_better, false);
+    assert.equal(made.metrics[1].guardrail, true);
+    assert.equal(made.metrics[0].higher_is_better, true);
+
     // Until here nothing failed; the steps below fail requests on purpose, which the
     // browser reports on its console.
     assert.deepEqual(problems, [], 'the page logged errors (a CSP violation shows up here)');
@@ -188,6 +230,15 @@ async function run(browser, results) {
     await page.locator('#banner.error').waitFor();
     assert.match(await page.locator('#banner').textContent(), /no_such_experiment/);
 
+    step('the form shows what the API refused, and nothing is created');
+    await page.goto(`${base}/#/new`);
+    await page.getByTestId('field-key').fill('Not a key!');
+    await page.getByTestId('create').click();
+    await page.locator('#banner.error').waitFor();
+    assert.match(await page.locator('#banner').textContent(), /^Not created: .*\(key\)$/);
+    assert.equal((await api('GET', '/v1/experiments', admin)).experiments.length, 4);
+    await page.getByTestId('new-form').waitFor();  // the form stays, as filled in
+
     step('a wrong token is refused with the reason, and the page asks for the token again');
     const other = await browser.newContext();
     const p2 = await other.newPage();
@@ -198,7 +249,7 @@ async function run(browser, results) {
     await p2.click('#token-form button');
     await p2.getByTestId('experiments').waitFor();
     await other.close();
-    assert.deepEqual(problems.filter((p) => !/status of 404/.test(p)), [], 'unexpected errors on the page');
+    assert.deepEqual(problems.filter((p) => !/status of (400|404)/.test(p)), [], 'unexpected errors on the page');
   } catch (e) {
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: `${artifacts}/dashboard-failure.png`, fullPage: true }).catch(() => {});

@@ -37,29 +37,32 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path) {
+async function api(method, path, body) {
   let res;
   try {
+    const headers = { Authorization: 'Bearer ' + token(), Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
     res = await fetch(path, {
       method,
-      headers: { Authorization: 'Bearer ' + token(), Accept: 'application/json' },
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
     throw new ApiError(0, 'unreachable', `the server did not answer (${e.message})`);
   }
-  let body = null;
+  let answer = null;
   try {
-    body = await res.json();
+    answer = await res.json();
   } catch {
     // an empty or non-JSON body: reported below by status
   }
   if (!res.ok) {
-    const err = body && body.error ? body.error : {};
+    const err = answer && answer.error ? answer.error : {};
     const field = err.field ? ` (${err.field})` : '';
     throw new ApiError(res.status, err.code || 'http_' + res.status,
                        (err.message || `HTTP ${res.status}`) + field);
   }
-  return body;
+  return answer;
 }
 
 // ---- small DOM helpers ----
@@ -80,12 +83,14 @@ function h(tag, attrs = {}, ...children) {
 }
 
 // `source` tells a failed page load ('route', cleared by the next load that works) from the
-// outcome of a button ('action', kept until the next message).
-function showBanner(message, kind = 'error', source = 'action') {
+// outcome of a button ('action', kept until the next message). Either is cleared when the
+// address moves to another view than `keepFor`.
+function showBanner(message, kind = 'error', source = 'action', keepFor = location.hash) {
   const b = el('banner');
   b.textContent = message;
   b.className = kind;
   b.dataset.source = source;
+  b.dataset.keepFor = keepFor;
   b.hidden = !message;
 }
 
@@ -118,6 +123,12 @@ function fmtTime(iso) {
   return Number.isNaN(d.getTime()) ? iso : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 }
 
+// Weights as shares of their sum (the API keeps them as given: 1, 1 and 2 are 25/25/50 %).
+function shares(variants) {
+  const total = variants.reduce((a, v) => a + v.weight, 0);
+  return variants.map((v) => (total > 0 ? v.weight / total : NaN));
+}
+
 const statusBadge = (status) => h('span', { class: 'badge status-' + status, 'data-testid': 'status' }, status);
 
 // ---- views ----
@@ -133,15 +144,19 @@ async function showList() {
       h('td', {}, h('a', { href: '#/experiments/' + encodeURIComponent(e.key) }, e.key)),
       h('td', {}, e.name),
       h('td', {}, statusBadge(e.status)),
-      h('td', {}, e.variants.map((v) => `${v.key} ${fmtPercent(v.weight)}`).join(' · ')),
+      h('td', {}, (() => {
+        const w = shares(e.variants);
+        return e.variants.map((v, i) => `${v.key} ${fmtPercent(w[i])}`).join(' · ');
+      })()),
       h('td', { class: 'num' }, fmtPercent(e.traffic)),
       h('td', {}, (e.metrics || []).map((m) => m.key).join(', ') || '–'),
       h('td', {}, fmtTime(e.created_at))));
   setView(
-    h('h1', {}, 'Experiments'),
+    h('div', { class: 'toolbar' }, h('h1', {}, 'Experiments'),
+      h('a', { class: 'button', href: '#/new', 'data-testid': 'new' }, 'New experiment')),
     rows.length === 0
       ? h('p', { 'data-testid': 'empty' },
-          'No experiments yet. Create one with POST /v1/experiments (see the README).')
+          'No experiments yet. Create one with "New experiment" or POST /v1/experiments (see the README).')
       : h('table', { 'data-testid': 'experiments' },
           h('thead', {}, h('tr', {}, ['Key', 'Name', 'Status', 'Variants', 'Traffic', 'Metrics', 'Created']
             .map((t) => h('th', {}, t)))),
@@ -151,13 +166,14 @@ async function showList() {
 function variantsTable(experiment, results) {
   const users = new Map((results ? results.variants : []).map((v) => [v.key, v.users]));
   const total = [...users.values()].reduce((a, b) => a + b, 0);
+  const weights = shares(experiment.variants);
   return h('table', { 'data-testid': 'variants' },
     h('thead', {}, h('tr', {}, ['Variant', 'Weight', 'Users', 'Share'].map((t, i) => h('th', { class: i ? 'num' : '' }, t)))),
     h('tbody', {}, experiment.variants.map((v, i) => {
       const n = users.get(v.key);
       return h('tr', { 'data-testid': 'variant-row', 'data-variant': v.key },
         h('td', {}, v.key, i === 0 ? h('span', { class: 'muted' }, ' (control)') : null),
-        h('td', { class: 'num' }, fmtPercent(v.weight)),
+        h('td', { class: 'num', 'data-testid': 'weight' }, fmtPercent(weights[i])),
         h('td', { class: 'num', 'data-testid': 'users' }, n === undefined ? '–' : fmtNumber(n)),
         h('td', { class: 'num' }, n === undefined || total === 0 ? '–' : fmtPercent(n / total)));
     })));
@@ -218,6 +234,105 @@ function metricCard(m, results) {
         .map((t, i) => h('th', { class: i ? 'num' : '' }, t)))),
       h('tbody', {}, rows)),
     h('ul', { class: 'verdicts' }, verdicts));
+}
+
+// ---- a new experiment: the common fields of POST /v1/experiments (the API checks them) ----
+
+const KINDS = ['conversion', 'mean', 'count', 'ratio', 'quantile'];
+
+function input(name, attrs = {}) {
+  return h('input', { name, 'data-testid': 'field-' + name, ...attrs });
+}
+
+function variantRow(key = '', weight = '1') {
+  const row = h('tr', { 'data-testid': 'variant-input' },
+    h('td', {}, input('variant-key', { value: key, required: true, 'aria-label': 'variant key' })),
+    h('td', {}, input('variant-weight', { type: 'number', min: '0', step: 'any', value: weight, required: true, 'aria-label': 'weight' })),
+    h('td', {}, h('button', { type: 'button', onclick: () => row.remove() }, 'Remove')));
+  return row;
+}
+
+function metricRow() {
+  const kind = h('select', { name: 'metric-kind', 'data-testid': 'field-metric-kind', 'aria-label': 'kind' },
+    KINDS.map((k) => h('option', { value: k }, k)));
+  const row = h('tr', { 'data-testid': 'metric-input' },
+    h('td', {}, input('metric-key', { required: true, 'aria-label': 'metric key' })),
+    h('td', {}, input('metric-event', { required: true, 'aria-label': 'event type' })),
+    h('td', {}, kind),
+    h('td', {}, input('metric-denominator', { 'aria-label': 'denominator event type (ratio)' })),
+    h('td', {}, input('metric-quantile', { type: 'number', min: '0', max: '1', step: 'any', 'aria-label': 'quantile (quantile)' })),
+    h('td', {}, input('metric-window', { type: 'number', min: '1', step: '1', 'aria-label': 'window in hours' })),
+    h('td', {}, input('metric-higher', { type: 'checkbox', checked: true, 'aria-label': 'higher is better' })),
+    h('td', {}, input('metric-guardrail', { type: 'checkbox', 'aria-label': 'guardrail' })),
+    h('td', {}, h('button', { type: 'button', onclick: () => row.remove() }, 'Remove')));
+  return row;
+}
+
+// The request body from the form; empty optional fields are left out.
+function specFromForm(form) {
+  const val = (root, name) => root.querySelector(`[name=${name}]`).value.trim();
+  const spec = { key: val(form, 'key') };
+  if (val(form, 'name')) spec.name = val(form, 'name');
+  if (val(form, 'description')) spec.description = val(form, 'description');
+  spec.variants = [...form.querySelectorAll('[data-testid=variant-input]')].map((r) => ({
+    key: val(r, 'variant-key'), weight: Number(val(r, 'variant-weight')),
+  }));
+  spec.traffic = Number(val(form, 'traffic'));
+  if (val(form, 'layer')) {
+    spec.layer = val(form, 'layer');
+    spec.layer_start = Number(val(form, 'layer-start'));
+    spec.layer_end = Number(val(form, 'layer-end'));
+  }
+  spec.metrics = [...form.querySelectorAll('[data-testid=metric-input]')].map((r) => {
+    const m = { key: val(r, 'metric-key'), event_type: val(r, 'metric-event'), kind: val(r, 'metric-kind') };
+    if (val(r, 'metric-denominator')) m.denominator_event_type = val(r, 'metric-denominator');
+    if (val(r, 'metric-quantile')) m.quantile = Number(val(r, 'metric-quantile'));
+    if (val(r, 'metric-window')) m.window_hours = Number(val(r, 'metric-window'));
+    m.higher_is_better = r.querySelector('[name=metric-higher]').checked;
+    m.guardrail = r.querySelector('[name=metric-guardrail]').checked;
+    return m;
+  });
+  return spec;
+}
+
+function showNewExperiment() {
+  setAutoRefresh(false);
+  const variants = h('tbody', {}, variantRow('control'), variantRow('treatment'));
+  const metrics = h('tbody', {});
+  const start = input('start-now', { type: 'checkbox' });
+  const form = h('form', { class: 'new-experiment', 'data-testid': 'new-form' },
+    h('label', {}, 'Key ', input('key', { required: true, placeholder: 'checkout_button', autocomplete: 'off' })),
+    h('label', {}, 'Name ', input('name', { placeholder: 'Checkout button colour' })),
+    h('label', {}, 'Description ', input('description')),
+    h('label', {}, 'Traffic (share of users, 0–1) ', input('traffic', { type: 'number', min: '0', max: '1', step: 'any', value: '1', required: true })),
+    h('fieldset', {}, h('legend', {}, 'Layer (optional: mutually exclusive experiments)'),
+      h('label', {}, 'Layer ', input('layer')),
+      h('label', {}, 'Start ', input('layer-start', { type: 'number', min: '0', max: '1', step: 'any', value: '0' })),
+      h('label', {}, 'End ', input('layer-end', { type: 'number', min: '0', max: '1', step: 'any', value: '1' }))),
+    h('h2', {}, 'Variants (the first is the control)'),
+    h('table', {}, h('thead', {}, h('tr', {}, ['Key', 'Weight', ''].map((t) => h('th', {}, t)))), variants),
+    h('button', { type: 'button', 'data-testid': 'add-variant', onclick: () => variants.append(variantRow('', '1')) }, 'Add variant'),
+    h('h2', {}, 'Metrics'),
+    h('table', {}, h('thead', {}, h('tr', {}, ['Key', 'Event type', 'Kind', 'Denominator event (ratio)', 'Quantile (quantile)', 'Window, hours', 'Higher is better', 'Guardrail', '']
+      .map((t) => h('th', {}, t)))), metrics),
+    h('button', { type: 'button', 'data-testid': 'add-metric', onclick: () => metrics.append(metricRow()) }, 'Add metric'),
+    h('p', {}, h('label', {}, start, ' start it at once (otherwise it is created as a draft)')),
+    h('p', {}, h('button', { type: 'submit', 'data-testid': 'create' }, 'Create experiment')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showBanner('');
+    const spec = specFromForm(form);
+    try {
+      const created = await api('POST', '/v1/experiments', spec);
+      if (start.checked) await api('POST', `/v1/experiments/${encodeURIComponent(created.key)}/start`);
+      const target = '#/experiments/' + encodeURIComponent(created.key);
+      showBanner(`Experiment ${created.key} created${start.checked ? ' and started' : ''}.`, 'info', 'action', target);
+      location.hash = target;
+    } catch (e) {
+      showBanner(`Not created: ${e.message}`);
+    }
+  });
+  setView(h('p', {}, h('a', { href: '#/' }, '← all experiments')), h('h1', {}, 'New experiment'), form);
 }
 
 async function changeStatus(key, action) {
@@ -290,7 +405,7 @@ function scheduleRefresh() {
   }, REFRESH_MS);
 }
 
-// ---- routing: "#/" the list, "#/experiments/KEY" one experiment ----
+// ---- routing: "#/" the list, "#/new" a new experiment, "#/experiments/KEY" one experiment ----
 
 let routing = 0;
 async function route({ quiet = false } = {}) {
@@ -309,6 +424,8 @@ async function route({ quiet = false } = {}) {
   try {
     if (m) {
       await showExperiment(decodeURIComponent(m[1]));
+    } else if (location.hash === '#/new') {
+      showNewExperiment();
     } else {
       setAutoRefresh(false);
       await showList();
@@ -342,6 +459,7 @@ function main() {
   });
   window.addEventListener('hashchange', () => {
     takeTokenFromFragment();
+    if (el('banner').dataset.keepFor !== location.hash) showBanner('');
     route();
   });
   route();
