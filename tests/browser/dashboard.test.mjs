@@ -119,9 +119,16 @@ async function run(browser, results) {
     assert.equal(await page.evaluate(() => window.__xss), undefined, 'markup from the API ran');
 
     step('one experiment: users per variant, SRM, freshness and verdicts as the API says');
+    // The results answer is held back a second in the browser: the experiment shows first,
+    // with a note that the results are being computed.
+    const hold = async (r) => { await new Promise((ok) => setTimeout(ok, 1000)); await r.continue(); };
+    await page.route('**/v1/experiments/*/results', hold);
     await page.getByRole('link', { name: KEY }).click();
-    await page.getByTestId('variants').waitFor();
+    await page.getByTestId('results-loading').waitFor();
+    assert.match(await page.getByTestId('title').textContent(), /Checkout button/);
     await page.getByTestId('metric').first().waitFor();
+    assert.equal(await page.getByTestId('results-loading').count(), 0);
+    await page.unroute('**/v1/experiments/*/results', hold);
     assert.match(await page.getByTestId('title').textContent(), /Checkout button/);
     for (const v of results.variants) {
       const cell = page.locator(`[data-testid=variant-row][data-variant="${v.key}"] [data-testid=users]`);

@@ -346,8 +346,12 @@ async function changeStatus(key, action) {
   await route();
 }
 
-async function showExperiment(key) {
+// The experiment at once, then its results, which can take seconds for a large experiment
+// (a quiet refresh keeps the previous page until both are in). `current()` is false once
+// another view has been asked for.
+async function showExperiment(key, { quiet = false, current = () => true } = {}) {
   const e = await api('GET', '/v1/experiments/' + encodeURIComponent(key));
+  if (!quiet && current()) renderExperiment(e, { loading: true });
   let results = null;
   let resultsError = null;
   try {
@@ -356,6 +360,10 @@ async function showExperiment(key) {
     if (err.status === 401 || err.status === 403) throw err;
     resultsError = err;
   }
+  if (current()) renderExperiment(e, { results, resultsError });
+}
+
+function renderExperiment(e, { loading = false, results = null, resultsError = null }) {
   const actions = [];
   if (e.status === 'draft') {
     actions.push(h('button', { type: 'button', 'data-testid': 'start', onclick: () => changeStatus(e.key, 'start') }, 'Start'));
@@ -365,6 +373,25 @@ async function showExperiment(key) {
   const auto = h('input', { type: 'checkbox', id: 'auto-refresh', 'data-testid': 'auto-refresh' });
   auto.checked = autoRefresh;
   auto.addEventListener('change', () => setAutoRefresh(auto.checked));
+  let body;
+  if (loading) {
+    body = h('p', { class: 'muted', 'data-testid': 'results-loading' },
+      'Computing the results from ClickHouse (one query; seconds for millions of events)…');
+  } else if (resultsError) {
+    body = h('p', { class: 'warn', 'data-testid': 'results-error' }, `Results unavailable: ${resultsError.message}`);
+  } else {
+    body = [results.variants.every((v) => v.users === 0)
+              ? h('p', { 'data-testid': 'no-users' }, 'No users exposed yet: the figures below fill in as users are assigned.')
+              : null,
+            srmLine(results), freshnessLine(results),
+            h('h2', {}, 'Metrics'),
+            results.metrics.length === 0
+              ? h('p', { class: 'muted' }, 'This experiment declares no metrics.')
+              : results.metrics.map((m) => metricCard(m, results)),
+            h('p', { class: 'muted small' },
+              `α = ${results.settings.alpha}; ${results.settings.sequential ? 'sequential (always-valid) intervals' : 'fixed-horizon intervals'}; CUPED ${results.settings.cuped ? 'on' : 'off'}. ` +
+              'See docs/statistics.md for the methods.')];
+  }
   setView(
     h('p', {}, h('a', { href: '#/' }, '← all experiments')),
     h('h1', { 'data-testid': 'title' }, e.name, ' ', h('span', { class: 'muted' }, e.key), ' ', statusBadge(e.status)),
@@ -374,19 +401,7 @@ async function showExperiment(key) {
       h('label', {}, auto, ` refresh every ${REFRESH_MS / 1000} s`)),
     h('h2', {}, 'Variants'),
     variantsTable(e, results),
-    resultsError
-      ? h('p', { class: 'warn', 'data-testid': 'results-error' }, `Results unavailable: ${resultsError.message}`)
-      : [results.variants.every((v) => v.users === 0)
-           ? h('p', { 'data-testid': 'no-users' }, 'No users exposed yet: the figures below fill in as users are assigned.')
-           : null,
-         srmLine(results), freshnessLine(results),
-         h('h2', {}, 'Metrics'),
-         results.metrics.length === 0
-           ? h('p', { class: 'muted' }, 'This experiment declares no metrics.')
-           : results.metrics.map((m) => metricCard(m, results)),
-         h('p', { class: 'muted small' },
-           `α = ${results.settings.alpha}; ${results.settings.sequential ? 'sequential (always-valid) intervals' : 'fixed-horizon intervals'}; CUPED ${results.settings.cuped ? 'on' : 'off'}. ` +
-           'See docs/statistics.md for the methods.')]);
+    body);
 }
 
 function setAutoRefresh(on) {
@@ -423,7 +438,7 @@ async function route({ quiet = false } = {}) {
   if (!quiet) el('view').setAttribute('aria-busy', 'true');
   try {
     if (m) {
-      await showExperiment(decodeURIComponent(m[1]));
+      await showExperiment(decodeURIComponent(m[1]), { quiet, current: () => mine === routing });
     } else if (location.hash === '#/new') {
       showNewExperiment();
     } else {
