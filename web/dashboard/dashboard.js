@@ -21,7 +21,13 @@ let refreshTimer = null;
 function takeTokenFromFragment() {
   const m = /^#token=([^&]*)/.exec(location.hash);
   if (!m) return;
-  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+  let value = m[1];
+  try {
+    value = decodeURIComponent(value);
+  } catch {
+    // not percent-encoded after all: taken as it is
+  }
+  sessionStorage.setItem(TOKEN_KEY, value);
   history.replaceState(null, '', location.pathname + location.search + '#/');
 }
 
