@@ -265,7 +265,8 @@ class Consumer {
 // Admin helpers (each opens and closes its own short-lived client).
 
 // Creates the topics that do not exist yet; existing topics are fine (their partition count is
-// left as it is).
+// left as it is). A new topic may take a moment longer to appear in ListTopics (the broker's
+// metadata trails the controller's answer); producers and consumers wait for it themselves.
 Status CreateTopics(const std::string& brokers, std::span<const std::string> topics, int partitions,
                     int replication_factor, std::chrono::milliseconds timeout);
 
