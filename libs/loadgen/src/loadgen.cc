@@ -79,7 +79,9 @@ std::string ExperimentBody(const Options& o) {
   w.Key("key");
   w.String(o.experiment.c_str());
   w.Key("name");
-  w.String(("Simulated checkout experiment (true lift " + std::to_string(o.lift) + ")").c_str());
+  w.String(fmt::format("Simulated checkout experiment (true lift {:+g} % on {:g} %)", o.lift * 100,
+                       o.base_rate * 100)
+               .c_str());
   w.Key("variants");
   w.StartArray();
   for (const char* v : {"control", "treatment"}) {
