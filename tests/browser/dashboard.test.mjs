@@ -218,6 +218,18 @@ async function run(browser, results) {
     assert.equal(made.metrics[1].guardrail, true);
     assert.equal(made.metrics[0].higher_is_better, true);
 
+    step('traffic and weights change through the page (PATCH), as the API then reads them');
+    await page.locator('[data-testid=allocation] summary').click();
+    await page.getByTestId('field-alloc-traffic').fill('0.8');
+    await page.locator('[data-testid=field-alloc-weight][data-variant=blue]').fill('1');
+    await page.getByTestId('save-allocation').click();
+    await page.locator('[data-testid=traffic]', { hasText: '80.00 %' }).waitFor();
+    const ramped = await api('GET', '/v1/experiments/from_the_form', admin);
+    assert.equal(ramped.traffic, 0.8);
+    assert.deepEqual(ramped.variants.map((v) => v.weight), [1, 1, 1]);
+    assert.match(await page.locator('#banner.info').textContent(), /^Allocation of from_the_form saved/);
+    assert.deepEqual(await page.getByTestId('weight').allTextContents(), ['33.33 %', '33.33 %', '33.33 %']);
+
     // Until here nothing failed; the steps below fail requests on purpose, which the
     // browser reports on its console.
     assert.deepEqual(problems, [], 'the page logged errors (a CSP violation shows up here)');

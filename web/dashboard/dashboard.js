@@ -341,6 +341,32 @@ function showNewExperiment() {
   setView(h('p', {}, h('a', { href: '#/' }, '← all experiments')), h('h1', {}, 'New experiment'), form);
 }
 
+// Traffic and weights of a draft or running experiment (PATCH): stored assignments never
+// move; users assigned from now on follow the new allocation.
+function allocationForm(e) {
+  const traffic = input('alloc-traffic', { type: 'number', min: '0', max: '1', step: 'any', value: String(e.traffic), required: true });
+  const weights = e.variants.map((v) =>
+    h('label', {}, `${v.key} `, input('alloc-weight', { type: 'number', min: '0', step: 'any', value: String(v.weight), required: true, 'data-variant': v.key })));
+  const form = h('form', { class: 'allocation', 'data-testid': 'allocation-form' },
+    h('label', {}, 'Traffic (share of users, 0–1) ', traffic), weights,
+    h('button', { type: 'submit', 'data-testid': 'save-allocation' }, 'Save allocation'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = {
+      traffic: Number(traffic.value),
+      variants: e.variants.map((v, i) => ({ key: v.key, weight: Number(weights[i].querySelector('input').value) })),
+    };
+    try {
+      await api('PATCH', '/v1/experiments/' + encodeURIComponent(e.key), body);
+      showBanner(`Allocation of ${e.key} saved: users assigned before keep their variant; new users follow the new traffic and weights.`, 'info');
+    } catch (err) {
+      showBanner(`Allocation of ${e.key} not saved: ${err.message}`);
+    }
+    await route();
+  });
+  return h('details', { 'data-testid': 'allocation' }, h('summary', {}, 'Change traffic or weights'), form);
+}
+
 async function changeStatus(key, action) {
   showBanner('');
   try {
@@ -407,6 +433,8 @@ function renderExperiment(e, { loading = false, results = null, resultsError = n
       h('label', {}, auto, ` refresh every ${REFRESH_MS / 1000} s`)),
     h('h2', {}, 'Variants'),
     variantsTable(e, results),
+    h('p', { class: 'muted', 'data-testid': 'traffic' }, `Traffic: ${fmtPercent(e.traffic)} of users.`),
+    e.status === 'stopped' ? null : allocationForm(e),
     body);
 }
 
