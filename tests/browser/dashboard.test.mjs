@@ -219,8 +219,16 @@ async function run(browser, results) {
     assert.equal(made.metrics[0].higher_is_better, true);
 
     step('traffic and weights change through the page (PATCH), as the API then reads them');
+    // Opened and typed into while the results are still on their way: the form and what was
+    // typed must survive their arrival.
+    await page.route('**/v1/experiments/*/results', hold);
+    await page.reload();
+    await page.getByTestId('results-loading').waitFor();
     await page.locator('[data-testid=allocation] summary').click();
     await page.getByTestId('field-alloc-traffic').fill('0.8');
+    await page.getByTestId('no-users').waitFor();
+    await page.unroute('**/v1/experiments/*/results', hold);
+    assert.equal(await page.getByTestId('field-alloc-traffic').inputValue(), '0.8');
     await page.locator('[data-testid=field-alloc-weight][data-variant=blue]').fill('1');
     await page.getByTestId('save-allocation').click();
     await page.locator('[data-testid=traffic]', { hasText: '80.00 %' }).waitFor();

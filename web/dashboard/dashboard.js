@@ -364,7 +364,15 @@ function allocationForm(e) {
     }
     await route();
   });
-  return h('details', { 'data-testid': 'allocation' }, h('summary', {}, 'Change traffic or weights'), form);
+  return h('details', { 'data-testid': 'allocation', 'data-key': e.key }, h('summary', {}, 'Change traffic or weights'), form);
+}
+
+// An open allocation form is carried over when the page is drawn again (results arriving,
+// auto-refresh), so what the user has typed stays.
+function allocationFor(e) {
+  if (e.status === 'stopped') return null;
+  const open = document.querySelector('[data-testid=allocation][open]');
+  return open && open.dataset.key === e.key ? open : allocationForm(e);
 }
 
 async function changeStatus(key, action) {
@@ -434,7 +442,7 @@ function renderExperiment(e, { loading = false, results = null, resultsError = n
     h('h2', {}, 'Variants'),
     variantsTable(e, results),
     h('p', { class: 'muted', 'data-testid': 'traffic' }, `Traffic: ${fmtPercent(e.traffic)} of users.`),
-    e.status === 'stopped' ? null : allocationForm(e),
+    allocationFor(e),
     body);
 }
 
