@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <zlib.h>
 
+#include <functional>
 #include <mutex>
 
 #include "splitstream/core/strings.h"
@@ -22,6 +23,27 @@ void InitCurlOnce() {
 size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   static_cast<std::string*>(user)->append(data, size * count);
   return size * count;
+}
+
+// QueryStream's receiver: a 200 answer goes to the caller piece by piece; any other status's
+// body is kept for the error.
+struct StreamSink {
+  CURL* curl;
+  const std::function<Status(std::string_view)>* on_bytes;
+  std::string* error_body;
+  Status status;
+};
+
+size_t StreamBody(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<StreamSink*>(user);
+  long http_status = 0;
+  curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &http_status);
+  if (http_status != 200) {
+    sink->error_body->append(data, size * count);
+    return size * count;
+  }
+  sink->status = (*sink->on_bytes)(std::string_view(data, size * count));
+  return sink->status.ok() ? size * count : 0;  // 0 makes curl stop the transfer
 }
 
 bool HeaderIs(std::string_view line, std::string_view name) {
@@ -128,6 +150,20 @@ class CurlClient final : public Client {
 
   Result<std::string> Query(std::string_view sql, const Settings& settings) override {
     return Post(sql, settings, {}, options_.wait_end_of_query);
+  }
+
+  Status QueryStream(std::string_view sql, const std::function<Status(std::string_view)>& on_bytes,
+                     const Settings& settings) override {
+    StreamSink sink{curl_, &on_bytes, &response_, Status::Ok()};
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &StreamBody);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &sink);
+    // The whole answer is computed before the first byte is sent: an error of the query is
+    // an HTTP status, never text in the middle of the rows.
+    Result<std::string> done = Post(sql, settings, {}, /*wait_end_of_query=*/true);
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &AppendBody);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &response_);
+    if (!sink.status.ok()) return sink.status;
+    return done.status();
   }
 
   Result<std::vector<std::vector<std::string>>> QueryRows(std::string_view sql,
@@ -290,6 +326,13 @@ class CurlClient final : public Client {
 };
 
 }  // namespace
+
+Status Client::QueryStream(std::string_view sql,
+                           const std::function<Status(std::string_view)>& on_bytes,
+                           const Settings& settings) {
+  SPLITSTREAM_ASSIGN_OR_RETURN(std::string body, Query(sql, settings));
+  return on_bytes(body);
+}
 
 Result<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   if (!options.url.starts_with("http://") && !options.url.starts_with("https://")) {

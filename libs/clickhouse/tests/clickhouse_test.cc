@@ -211,6 +211,78 @@ constexpr std::string_view kSelectEvents =
     "SELECT event_id, user_id, value, toString(day), toString(ts, 'UTC'), ts_us, tags, "
     "toFloat64(amount), toString(uid), _version FROM events FINAL ORDER BY event_id";
 
+// A 300 000-row RowBinary answer arrives in many pieces, cut anywhere, and RowBinaryRows
+// reads every row; a failing query is a status and hands nothing over; a receiver that stops
+// the transfer gets its own status back and the client keeps working.
+TEST_F(ClickHouseTest, QueryStreamHandsOverALargeAnswerInPieces) {
+  constexpr uint64_t kRows = 300000;
+  uint64_t rows = 0, id_sum = 0, nulls = 0, name_bytes = 0;
+  double value_sum = 0;
+  RowBinaryRows reader([&](RowBinaryReader& r) {
+    uint64_t id = 0;
+    std::string_view name;
+    bool is_null = false;
+    double v = 0;
+    if (!r.UInt64(&id) || !r.String(&name) || !r.NullMarker(&is_null)) return false;
+    if (!is_null && !r.Float64(&v)) return false;
+    if (name != std::to_string(id)) ADD_FAILURE() << "row " << id << ": name " << name;
+    ++rows;
+    id_sum += id;
+    name_bytes += name.size();
+    if (is_null) ++nulls;
+    value_sum += v;
+    return true;
+  });
+  size_t pieces = 0;
+  Status st = client_->QueryStream(
+      "SELECT number, toString(number), if(number % 3 = 0, NULL, toFloat64(number) / 2) FROM "
+      "numbers(300000) FORMAT RowBinary",
+      [&](std::string_view piece) {
+        ++pieces;
+        return reader.Feed(piece);
+      });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_TRUE(reader.Finish().ok());
+  EXPECT_EQ(rows, kRows);
+  EXPECT_EQ(id_sum, kRows * (kRows - 1) / 2);
+  EXPECT_EQ(nulls, kRows / 3);
+  double want = 0;
+  uint64_t want_bytes = 0;
+  for (uint64_t i = 0; i < kRows; ++i) {
+    if (i % 3 != 0) want += static_cast<double>(i) / 2;
+    want_bytes += std::to_string(i).size();
+  }
+  EXPECT_DOUBLE_EQ(value_sum, want);
+  EXPECT_EQ(name_bytes, want_bytes);
+  EXPECT_GT(pieces, 1u) << "a 4 MB answer came in one piece";
+
+  size_t handed = 0;
+  st = client_->QueryStream("SELECT * FROM no_such_table FORMAT RowBinary", [&](std::string_view) {
+    ++handed;
+    return Status::Ok();
+  });
+  EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
+  EXPECT_EQ(handed, 0u);
+  // An error after megabytes of rows were produced in small blocks (as in
+  // ErrorWhileStreamingRowsIsAnError): still a status, and nothing was handed over.
+  st = client_->QueryStream(
+      "SELECT number, throwIf(number = 2000000) FROM system.numbers LIMIT 3000000 FORMAT "
+      "RowBinary",
+      [&](std::string_view) {
+        ++handed;
+        return Status::Ok();
+      },
+      {{"max_block_size", "1000"}});
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(handed, 0u) << "rows were handed over before the query failed";
+
+  st = client_->QueryStream("SELECT number FROM numbers(300000) FORMAT RowBinary",
+                            [](std::string_view) { return Status::DataLoss("enough"); });
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss);
+  EXPECT_EQ(st.message(), "enough");
+  EXPECT_EQ(One("SELECT 41 + 1"), "42");
+}
+
 TEST_F(ClickHouseTest, RowBinaryBatchRoundTripsAndReplaysDeduplicate) {
   ClientOptions options = Options();
   options.compress_requests = false;

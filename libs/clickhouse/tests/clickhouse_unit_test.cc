@@ -1,8 +1,11 @@
-// Pure parts of libs/clickhouse: RowBinary bytes, error bodies, quoting, TabSeparated.
+// Pure parts of libs/clickhouse: RowBinary bytes (written, and read back in chunks), error
+// bodies, quoting, TabSeparated.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "splitstream/clickhouse/client.h"
@@ -18,6 +21,144 @@ std::string Bytes(std::initializer_list<int> bytes) {
 
 // ---------------------------------------------------------------------------------------
 // RowBinaryWriter
+
+// RowBinaryReader and RowBinaryRows
+
+// Rows of (UInt64 id, String name, Nullable(Float64) value) as a SELECT would return them.
+struct Row {
+  uint64_t id = 0;
+  std::string name;
+  std::optional<double> value;
+  bool operator==(const Row&) const = default;
+};
+
+std::string Encode(const std::vector<Row>& rows) {
+  RowBinaryWriter w;
+  for (const Row& r : rows) {
+    w.UInt64(r.id);
+    w.String(r.name);
+    w.NullMarker(!r.value);
+    if (r.value) w.Float64(*r.value);
+  }
+  return w.buffer();
+}
+
+// Reads every value of a row before keeping it, as RowBinaryRows requires.
+RowBinaryRows RowsInto(std::vector<Row>* out) {
+  return RowBinaryRows([out](RowBinaryReader& r) {
+    Row row;
+    std::string_view name;
+    bool is_null = false;
+    if (!r.UInt64(&row.id) || !r.String(&name) || !r.NullMarker(&is_null)) return false;
+    double v = 0;
+    if (!is_null && !r.Float64(&v)) return false;
+    row.name = std::string(name);
+    if (!is_null) row.value = v;
+    out->push_back(std::move(row));
+    return true;
+  });
+}
+
+std::vector<Row> SampleRows() {
+  std::vector<Row> rows;
+  for (uint64_t i = 0; i < 40; ++i) {
+    // Names of 0 to 300 bytes: lengths of one and two varint bytes.
+    rows.push_back({i * 1000003, std::string(i * 8 % 301, static_cast<char>('a' + i % 26)),
+                    i % 3 == 0 ? std::nullopt : std::optional<double>(i * 0.5 - 7)});
+  }
+  return rows;
+}
+
+TEST(RowBinaryRowsTest, EveryCutBetweenTwoChunksGivesTheSameRows) {
+  const std::vector<Row> rows = SampleRows();
+  const std::string bytes = Encode(rows);
+  for (size_t cut = 0; cut <= bytes.size(); ++cut) {
+    std::vector<Row> got;
+    RowBinaryRows reader = RowsInto(&got);
+    ASSERT_TRUE(reader.Feed(std::string_view(bytes).substr(0, cut)).ok()) << cut;
+    ASSERT_TRUE(reader.Feed(std::string_view(bytes).substr(cut)).ok()) << cut;
+    ASSERT_TRUE(reader.Finish().ok()) << cut;
+    ASSERT_EQ(got, rows) << "cut at byte " << cut;
+    EXPECT_EQ(reader.rows(), rows.size());
+  }
+}
+
+TEST(RowBinaryRowsTest, OneByteAtATime) {
+  const std::vector<Row> rows = SampleRows();
+  const std::string bytes = Encode(rows);
+  std::vector<Row> got;
+  RowBinaryRows reader = RowsInto(&got);
+  for (char c : bytes) ASSERT_TRUE(reader.Feed(std::string_view(&c, 1)).ok());
+  ASSERT_TRUE(reader.Finish().ok());
+  EXPECT_EQ(got, rows);
+}
+
+TEST(RowBinaryRowsTest, EveryPrefixEndsInsideARowOrAtItsEnd) {
+  const std::vector<Row> rows = SampleRows();
+  const std::string bytes = Encode(rows);
+  std::vector<size_t> ends;  // byte offsets where rows end
+  for (size_t i = 1; i <= rows.size(); ++i) {
+    ends.push_back(Encode(std::vector<Row>(rows.begin(), rows.begin() + i)).size());
+  }
+  for (size_t n = 0; n <= bytes.size(); ++n) {
+    std::vector<Row> got;
+    RowBinaryRows reader = RowsInto(&got);
+    ASSERT_TRUE(reader.Feed(std::string_view(bytes).substr(0, n)).ok());
+    size_t complete = std::upper_bound(ends.begin(), ends.end(), n) - ends.begin();
+    EXPECT_EQ(got.size(), complete) << n;
+    Status finish = reader.Finish();
+    bool at_row_end = n == 0 || (complete > 0 && ends[complete - 1] == n);
+    EXPECT_EQ(finish.ok(), at_row_end) << n;
+    if (!finish.ok()) {
+      EXPECT_EQ(finish.code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(finish.message().find("ended inside row " + std::to_string(complete + 1)),
+                std::string::npos)
+          << finish.message();
+    }
+  }
+}
+
+TEST(RowBinaryRowsTest, MalformedBytesAreAnErrorNamingTheRow) {
+  std::string bytes = Encode({{1, "a", 2.0}});
+  bytes += Encode({{2, "b", std::nullopt}});
+  bytes[bytes.size() - 1] = 7;  // the second row's NULL marker
+  std::vector<Row> got;
+  RowBinaryRows reader = RowsInto(&got);
+  Status st = reader.Feed(bytes);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("row 2"), std::string::npos) << st.message();
+  EXPECT_EQ(got.size(), 1u);
+
+  std::string varint(11, '\x80');  // a length that never ends
+  RowBinaryReader r(varint);
+  uint64_t v = 0;
+  EXPECT_FALSE(r.VarUInt(&v));
+  EXPECT_TRUE(r.malformed());
+  EXPECT_EQ(r.position(), 0u);
+}
+
+TEST(RowBinaryReaderTest, ReadsNeverPassTheEnd) {
+  RowBinaryWriter w;
+  w.Int64(-5);
+  w.String("hello");
+  const std::string bytes = w.buffer();
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    RowBinaryReader r(std::string_view(bytes).substr(0, n));
+    int64_t i = 0;
+    std::string_view s;
+    bool ok = r.Int64(&i) && r.String(&s);
+    EXPECT_FALSE(ok) << n;
+    EXPECT_FALSE(r.malformed()) << n;
+    EXPECT_LE(r.position(), 8u) << n;  // the cut String is not consumed
+  }
+  RowBinaryReader r(bytes);
+  int64_t i = 0;
+  std::string_view s;
+  ASSERT_TRUE(r.Int64(&i) && r.String(&s));
+  EXPECT_EQ(i, -5);
+  EXPECT_EQ(s, "hello");
+  EXPECT_TRUE(r.at_end());
+}
 
 TEST(RowBinaryWriterTest, FixedWidthIntegersAreLittleEndian) {
   RowBinaryWriter w;

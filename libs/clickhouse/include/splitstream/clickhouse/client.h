@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -88,6 +89,16 @@ class Client {
   // Runs a query and returns the raw response body in whatever FORMAT the SQL names
   // (TabSeparated when it names none).
   virtual Result<std::string> Query(std::string_view sql, const Settings& settings = {}) = 0;
+  // Runs a query and hands its answer to `on_bytes` as it arrives, in pieces of any size
+  // (the SQL names the FORMAT; RowBinaryRows in row_binary.h cuts RowBinary into rows), so
+  // a large answer is never held whole. The server computes the whole answer before sending
+  // it (wait_end_of_query; beyond 1 MiB it buffers on its own disk), so an error of the
+  // query comes back as a status, never as bytes handed over. A non-OK status returned by
+  // `on_bytes` stops the transfer and is returned. The default implementation (for test
+  // doubles) runs Query and hands over the whole body at once.
+  virtual Status QueryStream(std::string_view sql,
+                             const std::function<Status(std::string_view)>& on_bytes,
+                             const Settings& settings = {});
   // Convenience over Query: rows of TabSeparated output split into fields with escapes
   // undone. A NULL field comes back as the two characters "\N" (indistinguishable from the
   // string "\N"); use QueryNullableRows when that matters. The SQL must not name a FORMAT.

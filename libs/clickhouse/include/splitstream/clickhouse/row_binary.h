@@ -20,13 +20,21 @@
 // capacity, so one writer serves every batch. It does not know the schema: writing the
 // wrong type or order is not detected here; ClickHouse rejects or misreads the batch.
 // Not thread-safe.
+//
+// RowBinaryReader reads the same values forward through a view and never past its end, and
+// RowBinaryRows cuts a RowBinary answer that arrives in chunks (Client::QueryStream) into
+// rows, carrying a row that a chunk boundary cut over to the next chunk. Neither knows the
+// schema either: the caller reads each row's values in the order its SELECT names them.
 #pragma once
 
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <string_view>
+
+#include "splitstream/core/result.h"
 
 namespace splitstream::clickhouse {
 
@@ -105,6 +113,106 @@ class RowBinaryWriter {
   }
 
   std::string buffer_;
+};
+
+// Reads RowBinary values from `data`. A read that would pass the end returns false and leaves
+// the position unchanged; so does a varint longer than 10 bytes, which also sets malformed().
+class RowBinaryReader {
+ public:
+  explicit RowBinaryReader(std::string_view data) : data_(data) {}
+
+  bool UInt8(uint8_t* v) { return Raw(v); }
+  bool UInt16(uint16_t* v) { return Raw(v); }
+  bool UInt32(uint32_t* v) { return Raw(v); }
+  bool UInt64(uint64_t* v) { return Raw(v); }
+  bool Int8(int8_t* v) { return Raw(v); }
+  bool Int16(int16_t* v) { return Raw(v); }
+  bool Int32(int32_t* v) { return Raw(v); }
+  bool Int64(int64_t* v) { return Raw(v); }
+  bool Float32(float* v) { return Raw(v); }
+  bool Float64(double* v) { return Raw(v); }
+  // The bytes of a String, a view into the data (valid as long as the data is).
+  bool String(std::string_view* v) {
+    size_t start = pos_;
+    uint64_t n = 0;
+    if (!VarUInt(&n)) return false;
+    if (n > data_.size() - pos_) {
+      pos_ = start;
+      return false;
+    }
+    *v = data_.substr(pos_, n);
+    pos_ += n;
+    return true;
+  }
+  // Nullable(T): true when the marker says NULL (no value follows); read T after false.
+  bool NullMarker(bool* is_null) {
+    uint8_t m = 0;
+    if (!UInt8(&m)) return false;
+    if (m > 1) {
+      --pos_;
+      malformed_ = true;
+      return false;
+    }
+    *is_null = m == 1;
+    return true;
+  }
+  bool VarUInt(uint64_t* v) {
+    uint64_t out = 0;
+    for (size_t i = 0; i < 10; ++i) {
+      if (pos_ + i >= data_.size()) return false;
+      auto byte = static_cast<uint8_t>(data_[pos_ + i]);
+      out |= static_cast<uint64_t>(byte & 0x7f) << (7 * i);
+      if ((byte & 0x80) == 0) {
+        pos_ += i + 1;
+        *v = out;
+        return true;
+      }
+    }
+    malformed_ = true;
+    return false;
+  }
+
+  size_t position() const { return pos_; }
+  bool at_end() const { return pos_ == data_.size(); }
+  bool malformed() const { return malformed_; }
+
+ private:
+  template <typename T>
+  bool Raw(T* v) {
+    if (data_.size() - pos_ < sizeof(T)) return false;
+    std::memcpy(v, data_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return true;
+  }
+
+  std::string_view data_;
+  size_t pos_ = 0;
+  bool malformed_ = false;
+};
+
+// Cuts a chunked RowBinary stream into rows. `read_row` reads one row's values and returns
+// false when one of its reads did (the row is incomplete): it must read every value before
+// it acts on any, since an incomplete row is read again, whole, once more bytes have come.
+// Errors: InvalidArgument from Feed for malformed bytes (a bad varint or NULL marker), and
+// from Finish when the stream ended inside a row; a non-OK status of `read_row`'s caller is
+// the caller's own affair (Feed returns only the decoding's).
+class RowBinaryRows {
+ public:
+  using ReadRow = std::function<bool(RowBinaryReader&)>;
+  explicit RowBinaryRows(ReadRow read_row) : read_row_(std::move(read_row)) {}
+
+  Status Feed(std::string_view chunk);
+  // After the last chunk: InvalidArgument when bytes of an incomplete row are left.
+  Status Finish() const;
+  uint64_t rows() const { return rows_; }
+
+ private:
+  // Reads the complete rows of `data`; returns how many bytes they took.
+  Result<size_t> ReadRows(std::string_view data);
+
+  ReadRow read_row_;
+  std::string carry_;  // the start of a row cut by the end of the previous chunk
+  uint64_t rows_ = 0;
 };
 
 }  // namespace splitstream::clickhouse
