@@ -1,7 +1,8 @@
 // results_bench: generates an experiment with N users and M events in ClickHouse (INSERT ...
 // SELECT FROM numbers()), then times, in the same run, (1) ResultsEngine::Compute with FINAL
-// and with argMax deduplication (all metric kinds, CUPED on) and (2) the bare ClickHouse
-// aggregation without deduplication (count, avg, quantiles by variant). Medians of --runs.
+// and with argMax deduplication (all metric kinds, CUPED on), (2) the bare ClickHouse
+// aggregation without deduplication (count, avg, quantiles by variant) and (3) the streamed
+// read that the incremental engine's build would do (libs/results README). Medians of --runs.
 //
 // Usage: results_bench [--users N] [--events M] [--runs R] [--database DB] [--keep]
 //                      [--dedup final|argmax|both] [--csv FILE] [--print-sql]
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <unordered_map>
 
 #include "splitstream/pipeline/clickhouse_writer.h"
 #include "splitstream/results/render.h"
@@ -222,6 +224,61 @@ int main(int argc, char** argv) {
       "bare aggregation (count, avg, quantiles by variant, no dedup, {} rows): median "
       "{:.3f} s\n",
       events, Median(bare));
+
+  // What the incremental results engine's build would read (libs/results README,
+  // "Correction"): every deduplicated event of the experiment as RowBinary, streamed into
+  // per-user sums in memory. Not a results computation: a measure for that design.
+  clickhouse::ClientOptions stream_options = co;
+  stream_options.compress_responses = false;  // gzip of 440 MB costs ClickHouse ~7 s
+  auto stream_client = clickhouse::Client::Create(stream_options);
+  if (!stream_client.ok()) return Fail(stream_client.status(), "client");
+  std::vector<double> streamed;
+  uint64_t streamed_rows = 0, streamed_bytes = 0;
+  size_t streamed_users = 0;
+  for (int r = 0; r < runs; ++r) {
+    std::unordered_map<uint64_t, std::pair<double, uint32_t>> per_user;
+    per_user.reserve(static_cast<size_t>(users) * 2);
+    uint64_t bytes = 0;
+    clickhouse::RowBinaryRows rows([&](clickhouse::RowBinaryReader& in) {
+      uint64_t key = 0, version = 0, user = 0;
+      std::string_view type;
+      bool is_null = false;
+      double value = 0;
+      int64_t ts_us = 0;
+      if (!in.UInt64(&key) || !in.UInt64(&version) || !in.UInt64(&user) || !in.String(&type) ||
+          !in.NullMarker(&is_null) || (!is_null && !in.Float64(&value)) || !in.Int64(&ts_us)) {
+        return false;
+      }
+      auto& u = per_user[user];
+      u.first += value;
+      ++u.second;
+      return true;
+    });
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = (*stream_client)
+                    ->QueryStream(
+                        "SELECT cityHash64(event_id, ts_us), _version, cityHash64(user_id), "
+                        "event_type, value, ts_us FROM (SELECT event_id, ts_us, _version, "
+                        "user_id, event_type, value, experiment_id, _deleted FROM events FINAL "
+                        "WHERE (experiment_id = 1 OR _deleted = 1) AND _version > (SELECT "
+                        "max(version) FROM _truncations WHERE `table` = 'events')) WHERE "
+                        "experiment_id = 1 AND _deleted = 0 FORMAT RowBinary",
+                        [&](std::string_view piece) {
+                          bytes += piece.size();
+                          return rows.Feed(piece);
+                        });
+    if (st.ok()) st = rows.Finish();
+    if (!st.ok()) return Fail(st, "streamed read");
+    streamed.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    streamed_rows = rows.rows();
+    streamed_bytes = bytes;
+    streamed_users = per_user.size();
+  }
+  fmt::print(
+      "streamed read (every deduplicated event into per-user sums in C++, {} rows, {} users, "
+      "{} MB of RowBinary): median {:.3f} s\n",
+      streamed_rows, streamed_users, streamed_bytes / 1000000, Median(streamed));
   if (!keep) (void)ch.Execute("DROP DATABASE IF EXISTS " + database);
   return 0;
 }
