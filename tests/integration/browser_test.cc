@@ -16,12 +16,7 @@ TEST_F(BrowserTest, TheDashboardShowsWhatTheApiSays) {
   const std::string client = "cli_" + UniqueName("t");
   env_ = {{"SPLITSTREAM_ADMIN_TOKEN", admin}, {"SPLITSTREAM_CLIENT_TOKEN", client}};
   StartUp();
-  bool ready = false;
-  for (int i = 0; i < 600 && !ready && up_->Running(); ++i) {
-    ready = RunCommand("curl -fsS -o /dev/null http://" + http_addr_ + "/readyz 2>/dev/null") == 0;
-    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(ready) << "serve never became ready";
+  ASSERT_TRUE(AwaitServeReady()) << "serve never became ready";
 
   const std::string artifacts = "/tmp/" + UniqueName("browser_artifacts");
   const std::string node_log = artifacts + ".log";

@@ -80,6 +80,17 @@ class UpFixture : public CdcFixture {
     return "";
   }
 
+  // Whether `up`'s serve answers /readyz within 60 s (false at once once `up` has exited).
+  bool AwaitServeReady() {
+    for (int i = 0; i < 600 && up_->Running(); ++i) {
+      if (RunCommand("curl -fsS -o /dev/null http://" + http_addr_ + "/readyz 2>/dev/null") == 0) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
   // The PID `up` printed for its child `role` (0 when none was printed).
   pid_t ChildPid(const std::string& role) {
     const std::string word = AwaitPrinted(role + " (pid");

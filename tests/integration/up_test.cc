@@ -30,12 +30,7 @@ TEST_F(UpTest, OneCommandRunsThePipelineAndStopsCleanly) {
   std::map<std::string, std::string> env = Environment();
   env["SPLITSTREAM_ADMIN_TOKEN"] = admin;
   env["SPLITSTREAM_CLIENT_TOKEN"] = client;
-  bool ready = false;
-  for (int i = 0; i < 300 && !ready; ++i) {
-    ready = RunCommand("curl -fsS -o /dev/null http://" + http_addr_ + "/readyz") == 0;
-    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(ready) << "serve never became ready";
+  ASSERT_TRUE(AwaitServeReady()) << "serve never became ready";
   auto loadgen = Process::Start({BinaryPath(), "loadgen", "--url", "http://" + http_addr_,
                                  "--experiment", "up-checkout", "--users", "300"},
                                 env, log_ + ".loadgen");

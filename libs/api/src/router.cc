@@ -41,8 +41,10 @@ Match MatchPath(std::string_view path) {
   std::vector<std::string_view> p = Split(path);
   auto nonempty = [&](size_t i) { return !p[i].empty(); };
   if (p.size() == 1) {
-    if (p[0].empty() || p[0] == "dashboard.js" || p[0] == "dashboard.css") {
-      return {Route::kDashboard, {}, "GET", Need::kNone};  // the page reads the API with a token
+    for (const StaticAsset& a : DashboardAssets()) {
+      if (a.path == path) {
+        return {Route::kDashboard, {}, "GET", Need::kNone};  // the page reads the API with a token
+      }
     }
     if (p[0] == "healthz") return {Route::kHealthz, {}, "GET", Need::kNone};
     if (p[0] == "readyz") return {Route::kReadyz, {}, "GET", Need::kNone};
