@@ -22,7 +22,7 @@ RowLayout EventsLayout() {
   const RowColumn str{Kind::kString, 0, false}, i64{Kind::kSigned, 8, false},
       u64{Kind::kUnsigned, 8, false}, u32{Kind::kUnsigned, 4, false}, u8{Kind::kUnsigned, 1, false},
       nf64{Kind::kFloat, 8, true};
-  return {{str, i64, i64, str, str, nf64, str, u32, i64, u32, i64, u64, u8, i64}, {0, 8}};
+  return {{str, i64, i64, str, str, nf64, str, u32, i64, u32, i64, u64, u8, i64, u64}, {0, 8}};
 }
 
 std::string EventsRows(int64_t n) {
@@ -47,6 +47,7 @@ std::string EventsRows(int64_t n) {
     w.UInt64(static_cast<uint64_t>(26770016 + 312 * g));
     w.UInt8(0);
     w.Int64(1796534957283);
+    w.UInt64(uint64_t{0x5eed} << 32 | 1);  // _batch
   }
   return w.buffer();
 }

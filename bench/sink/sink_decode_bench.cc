@@ -45,7 +45,8 @@ class NullClient final : public clickhouse::Client {
                                                           {"received_at_us", "Int64"},
                                                           {"_version", "UInt64"},
                                                           {"_deleted", "UInt8"},
-                                                          {"_source_ts_ms", "Int64"}}) {
+                                                          {"_source_ts_ms", "Int64"},
+                                                          {"_batch", "UInt64"}}) {
       rows.push_back({"events", name, type});
     }
     return rows;

@@ -1,6 +1,7 @@
 // ClickHouse side of the pipeline against the real servers of the test stack:
 //   - ClickHouseWriter on a fresh ClickHouse database: inserts, updates, deletes, a truncate,
-//     a replayed batch and an added column, read back through the deduplicated query;
+//     a replayed batch and an added column, read back through the deduplicated query; the
+//     `_batch` ids of two flushes; MigrateClickHouse adding `_batch` to older tables;
 //   - direct mode end to end: `splitstream cdc` with no Kafka brokers writes the four
 //     Splitstream tables into ClickHouse; after inserts, updates, deletes, a truncate of every
 //     table, primary-key changes and added columns, each ClickHouse table (deduplicated state)
@@ -15,6 +16,7 @@
 #include <csignal>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "cdc_harness.h"
 #include "chdb_server.h"
@@ -244,6 +246,130 @@ TEST(ClickHouseWriterIntegrationTest, EventsInRandomKeyOrderArriveWholeAndUnchan
   // ClickHouse found the blocks (one per partition) already sorted. Other tests on the same
   // server can only add to this counter.
   EXPECT_GE(sorted_blocks() - sorted_before, 2);
+}
+
+// `_batch` through ClickHouse: rows of two flushes carry two ids, writer id in the high 32
+// bits, the second higher; a table without the column (created before it existed) still gets
+// its rows.
+TEST(ClickHouseWriterIntegrationTest, TwoFlushesWriteTwoIncreasingBatchIds) {
+  ASSERT_FALSE(Env("SPLITSTREAM_CLICKHOUSE_URL").empty())
+      << "SPLITSTREAM_CLICKHOUSE_URL is not set: run through scripts/test";
+  ClickHouseDatabase db;
+  auto ch = NewClickHouse(db.name());
+  ASSERT_TRUE(ch);
+  ASSERT_TRUE(ch->Execute("ALTER TABLE assignments DROP COLUMN _batch").ok());
+  pipeline::WriterOptions options{db.name()};
+  options.writer_id = 0x7fff0001u;
+  auto writer = pipeline::ClickHouseWriter::Create(ch.get(), options);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  debezium::Decoder decoder;
+  auto add = [&](std::string_view table, std::string_view after, uint64_t lsn) {
+    auto rec = decoder.DecodeDebezium(fmt::format("t.public.{}", table), std::nullopt,
+                                      Envelope(table, "c", "null", after, lsn));
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    Status st = (*writer)->Add(*rec);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  };
+  auto variant = [](int id) {
+    return fmt::format(R"({{"id":{},"experiment_id":1,"key":"k","weight":0.5,"position":0}})", id);
+  };
+  const std::string assignment =
+      R"({"experiment_id":1,"user_id":"u1","variant_id":1,"assigned_at":"2026-11-20T10:00:00Z"})";
+  add("variants", variant(1), 100);
+  add("variants", variant(2), 101);
+  add("assignments", assignment, 102);
+  ASSERT_TRUE((*writer)->Flush().ok());
+  add("variants", variant(3), 103);
+  ASSERT_TRUE((*writer)->Flush().ok());
+
+  auto batches = ch->QueryRows(
+      "SELECT _batch, groupArray(id) FROM (SELECT _batch, id FROM variants ORDER "
+      "BY id) GROUP BY _batch ORDER BY _batch");
+  ASSERT_TRUE(batches.ok()) << batches.status().ToString();
+  ASSERT_EQ(batches->size(), 2u);
+  const uint64_t first = std::stoull((*batches)[0][0]);
+  const uint64_t second = std::stoull((*batches)[1][0]);
+  EXPECT_EQ(first >> 32, 0x7fff0001u);
+  EXPECT_EQ(second >> 32, 0x7fff0001u);
+  EXPECT_GT(second, first);
+  EXPECT_EQ((*batches)[0][1], "[1,2]");
+  EXPECT_EQ((*batches)[1][1], "[3]");
+  auto assignments = ch->QueryRows("SELECT user_id, _version FROM assignments");
+  ASSERT_TRUE(assignments.ok()) << assignments.status().ToString();
+  EXPECT_EQ(*assignments, (std::vector<std::vector<std::string>>{{"u1", "102"}}));
+}
+
+// MigrateClickHouse on tables created by a version without `_batch` adds it after
+// `_source_ts_ms` (older rows read 0); a second run, and two at the same time, are fine.
+TEST(ClickHouseWriterIntegrationTest, MigrateAddsBatchToTablesCreatedWithoutIt) {
+  ASSERT_FALSE(Env("SPLITSTREAM_CLICKHOUSE_URL").empty())
+      << "SPLITSTREAM_CLICKHOUSE_URL is not set: run through scripts/test";
+  const std::string name = UniqueName("chold");
+  auto admin = NewClickHouse("");
+  ASSERT_TRUE(admin);
+  const std::string db = clickhouse::QuoteIdentifier(name);
+  struct DropAtEnd {
+    clickhouse::Client* client;
+    std::string db;
+    ~DropAtEnd() { (void)client->Execute("DROP DATABASE IF EXISTS " + db); }
+  } drop{admin.get(), db};
+  for (std::string sql : pipeline::ClickHouseSchemaStatements(name)) {
+    // The DDL of the version before `_batch`.
+    const std::string batch = ", _batch UInt64";
+    if (size_t at = sql.find(batch); at != std::string::npos) sql.erase(at, batch.size());
+    ASSERT_TRUE(admin->Execute(sql).ok()) << sql;
+  }
+  ASSERT_TRUE(
+      admin->Execute("INSERT INTO " + db + ".variants (id, _version) VALUES (1, 100)").ok());
+  // Per table, its columns from `_source_ts_ms` on with their types, in the table's order
+  // (DESCRIBE: 18.16's system.columns has no position).
+  auto tail = [&] {
+    std::vector<std::string> out;
+    for (const char* table : {"experiments", "variants", "assignments", "events"}) {
+      auto rows = admin->QueryRows("DESCRIBE TABLE " + db + "." + table);
+      EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+      if (!rows.ok()) continue;
+      std::string line = table;
+      bool on = false;
+      for (const auto& r : *rows) {
+        on = on || r[0] == "_source_ts_ms";
+        if (on) line += " " + r[0] + ":" + r[1];
+      }
+      out.push_back(line);
+    }
+    return out;
+  };
+  ASSERT_EQ(tail(), (std::vector<std::string>{
+                        "experiments _source_ts_ms:Int64", "variants _source_ts_ms:Int64",
+                        "assignments _source_ts_ms:Int64", "events _source_ts_ms:Int64"}));
+
+  // Two migrations at once (a race between looking and the ALTER is tolerated), then one more.
+  Status concurrent[2];
+  std::thread other([&] {
+    auto client = NewClickHouse("");
+    concurrent[1] =
+        client ? pipeline::MigrateClickHouse(*client, name) : Status::Unavailable("no client");
+  });
+  concurrent[0] = pipeline::MigrateClickHouse(*admin, name);
+  other.join();
+  EXPECT_TRUE(concurrent[0].ok()) << concurrent[0].ToString();
+  EXPECT_TRUE(concurrent[1].ok()) << concurrent[1].ToString();
+  Status again = pipeline::MigrateClickHouse(*admin, name);
+  EXPECT_TRUE(again.ok()) << again.ToString();
+
+  // As in a table created with it: right after `_source_ts_ms`, the last column.
+  EXPECT_EQ(tail(), (std::vector<std::string>{"experiments _source_ts_ms:Int64 _batch:UInt64",
+                                              "variants _source_ts_ms:Int64 _batch:UInt64",
+                                              "assignments _source_ts_ms:Int64 _batch:UInt64",
+                                              "events _source_ts_ms:Int64 _batch:UInt64"}));
+  auto truncations = admin->QueryRows(
+      "SELECT count() FROM system.columns WHERE database = " + clickhouse::QuoteString(name) +
+      " AND table = '_truncations' AND name = '_batch'");
+  ASSERT_TRUE(truncations.ok());
+  EXPECT_EQ(*truncations, (std::vector<std::vector<std::string>>{{"0"}}));
+  auto old_row = admin->QueryRows("SELECT id, _batch FROM " + db + ".variants");
+  ASSERT_TRUE(old_row.ok());
+  EXPECT_EQ(*old_row, (std::vector<std::vector<std::string>>{{"1", "0"}}));
 }
 
 // --- Direct mode end to end ------------------------------------------------------------

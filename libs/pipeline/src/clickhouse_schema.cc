@@ -21,7 +21,7 @@ struct TableDdl {
   const char* order_by;
 };
 
-constexpr const char* kMeta = "_version UInt64, _deleted UInt8, _source_ts_ms Int64";
+constexpr const char* kMeta = "_version UInt64, _deleted UInt8, _source_ts_ms Int64, _batch UInt64";
 
 constexpr TableDdl kTables[] = {
     {"experiments",
@@ -66,6 +66,33 @@ std::vector<std::string> ClickHouseSchemaStatements(const std::string& database)
   return out;
 }
 
+namespace {
+
+// The analytics tables of `database` that lack `_batch` (created by an older version), and
+// whether each has `_source_ts_ms` to put it after.
+Result<std::vector<std::pair<std::string, bool>>> TablesWithoutBatch(
+    clickhouse::Client& client, const std::string& database, const clickhouse::Settings& settings) {
+  std::string names;
+  for (const TableDdl& t : kTables) {
+    names += (names.empty() ? "" : ", ") + QuoteString(t.name);
+  }
+  SPLITSTREAM_ASSIGN_OR_RETURN(
+      auto rows,
+      client.QueryRows(fmt::format("SELECT table, countIf(name = '_batch'), "
+                                   "countIf(name = '_source_ts_ms') FROM system.columns WHERE "
+                                   "database = {} AND table IN ({}) GROUP BY table ORDER BY table",
+                                   QuoteString(database), names),
+                       settings));
+  std::vector<std::pair<std::string, bool>> out;
+  for (const auto& r : rows) {
+    if (r.size() != 3) return Status::Internal("system.columns: unexpected row width");
+    if (r[1] == "0") out.emplace_back(r[0], r[2] != "0");
+  }
+  return out;
+}
+
+}  // namespace
+
 Status MigrateClickHouse(clickhouse::Client& client, const std::string& database) {
   // The database may not exist yet: run the DDL with the server's default database.
   clickhouse::Settings settings = {{"database", "default"}};
@@ -73,6 +100,25 @@ Status MigrateClickHouse(clickhouse::Client& client, const std::string& database
     Status st = client.Execute(sql, settings);
     if (!st.ok()) return st.WithContext("migrate ClickHouse");
   }
+  // Tables an older version created have no `_batch`: add it (rows already there read 0).
+  // ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS, so look first; a migrate running at the
+  // same time may add it between the look and the ALTER, which then fails: what counts is
+  // that the column exists afterwards, so look again.
+  auto missing = TablesWithoutBatch(client, database, settings);
+  if (!missing.ok()) return missing.status().WithContext("migrate ClickHouse");
+  if (missing->empty()) return Status::Ok();
+  Status altered;
+  for (const auto& [table, has_source_ts] : *missing) {
+    Status st = client.Execute(
+        fmt::format("ALTER TABLE {}.{} ADD COLUMN _batch UInt64{}", QuoteIdentifier(database),
+                    QuoteIdentifier(table), has_source_ts ? " AFTER _source_ts_ms" : ""),
+        settings);
+    if (!st.ok() && altered.ok()) altered = st.WithContext("add _batch to " + table);
+  }
+  if (altered.ok()) return Status::Ok();
+  auto still = TablesWithoutBatch(client, database, settings);
+  if (!still.ok()) return still.status().WithContext("migrate ClickHouse");
+  if (!still->empty()) return altered.WithContext("migrate ClickHouse");
   return Status::Ok();
 }
 

@@ -618,6 +618,156 @@ TEST(ClickHouseWriterTest, ChangefeedDeleteUsesThePositionalKeyAndHlcVersion) {
   EXPECT_EQ(ch.inserts[0].body, want.buffer());
 }
 
+// `_batch`: writer_id << 32 | the number of the segment (a table's rows between flushes).
+void AddVariantsWithBatch(FakeClient& ch, std::string batch_type = "UInt64") {
+  ch.columns["variants"] = {
+      {"id", "Int64"},       {"key", "String"},          {"_version", "UInt64"},
+      {"_deleted", "UInt8"}, {"_source_ts_ms", "Int64"}, {"_batch", std::move(batch_type)}};
+  ch.sorting_key["variants"] = "id";
+}
+
+ChangeRecord Variant(int id, uint64_t lsn) {
+  return Decode("variants", Envelope("variants", "c", "null",
+                                     R"({"id":)" + std::to_string(id) + R"(,"key":"k"})", lsn));
+}
+
+// The `_batch` values in the body of an insert into variants (rows of id, key "k", 17 bytes of
+// metadata, then _batch).
+std::vector<uint64_t> VariantBatches(const std::string& body) {
+  constexpr size_t kRow = 8 + 2 + 8 + 1 + 8 + 8;
+  std::vector<uint64_t> out;
+  for (size_t at = 0; at + kRow <= body.size(); at += kRow) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) {
+      v = v << 8 | static_cast<unsigned char>(body[at + kRow - 8 + static_cast<size_t>(i)]);
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+TEST(ClickHouseWriterTest, BatchIdsCarryTheWriterIdAndGrowFromFlushToFlush) {
+  FakeClient ch;
+  AddVariantsWithBatch(ch);
+  auto created = ClickHouseWriter::Create(&ch, WriterOptions{"db", nullptr, 0xABCD0123u});
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto& w = *created;
+  ASSERT_TRUE(w->Add(Variant(1, 10)).ok());
+  ASSERT_TRUE(w->Add(Variant(2, 11)).ok());
+  ASSERT_TRUE(w->Flush().ok());
+  ASSERT_TRUE(w->Add(Variant(3, 12)).ok());
+  ASSERT_TRUE(w->Flush().ok());
+  ASSERT_EQ(ch.inserts.size(), 2u);
+  EXPECT_EQ(ch.inserts[0].columns, (std::vector<std::string>{"id", "key", "_version", "_deleted",
+                                                             "_source_ts_ms", "_batch"}));
+  constexpr uint64_t kWriter = uint64_t{0xABCD0123u} << 32;
+  EXPECT_EQ(VariantBatches(ch.inserts[0].body), (std::vector<uint64_t>{kWriter | 1, kWriter | 1}));
+  EXPECT_EQ(VariantBatches(ch.inserts[1].body), (std::vector<uint64_t>{kWriter | 2}));
+  // The exact bytes of the second flush's row.
+  RowBinaryWriter want;
+  want.Int64(3);
+  want.String("k");
+  want.UInt64(12);
+  want.UInt8(0);
+  want.Int64(1763633472000);
+  want.UInt64(kWriter | 2);
+  EXPECT_EQ(ch.inserts[1].body, want.buffer());
+}
+
+TEST(ClickHouseWriterTest, AnUnsetWriterIdIsRandomNonZeroAndFixedPerWriter) {
+  FakeClient ch;
+  AddVariantsWithBatch(ch);
+  std::set<uint64_t> writer_ids;
+  for (int writer = 0; writer < 2; ++writer) {
+    auto w = NewWriter(ch);
+    ASSERT_TRUE(w);
+    for (int flush = 0; flush < 2; ++flush) {
+      ASSERT_TRUE(w->Add(Variant(flush, 10)).ok());
+      ASSERT_TRUE(w->Flush().ok());
+      const uint64_t id = VariantBatches(ch.inserts.back().body).at(0);
+      EXPECT_EQ(id & 0xFFFFFFFFu, static_cast<uint64_t>(flush + 1));
+      EXPECT_NE(id >> 32, 0u);
+      writer_ids.insert(id >> 32);
+    }
+  }
+  // One id per writer (two writers drawing the same 32-bit id: once in 4 billion runs).
+  EXPECT_EQ(writer_ids.size(), 2u);
+}
+
+// One counter for every table: segments of other tables in between still leave a table's
+// later segment with a higher id. A table without `_batch` is written as before.
+TEST(ClickHouseWriterTest, OneCounterForAllTablesAndTablesWithoutBatchUnchanged) {
+  FakeClient ch;
+  AddAssignments(ch);  // no _batch
+  AddVariantsWithBatch(ch);
+  auto created = ClickHouseWriter::Create(&ch, WriterOptions{"db", nullptr, 5});
+  ASSERT_TRUE(created.ok());
+  auto& w = *created;
+  ASSERT_TRUE(w->Add(Decode("experiments",
+                            Envelope("experiments", "c", "null", R"({"id":1,"traffic":1})", 20)))
+                  .ok());
+  ASSERT_TRUE(w->Add(Variant(1, 21)).ok());
+  ASSERT_TRUE(w->Flush().ok());
+  ASSERT_TRUE(w->Add(Variant(2, 22)).ok());
+  ASSERT_TRUE(w->Flush().ok());
+  std::vector<uint64_t> variant_ids;
+  for (const auto& insert : ch.inserts) {
+    if (insert.table == "`db`.`experiments`") {
+      EXPECT_EQ(std::count(insert.columns.begin(), insert.columns.end(), "_batch"), 0);
+      RowBinaryWriter want;
+      want.Int64(1);
+      want.NullMarker(true);
+      want.Float64(1);
+      want.NullMarker(true);
+      want.NullMarker(true);
+      want.UInt64(20);
+      want.UInt8(0);
+      want.Int64(1763633472000);
+      EXPECT_EQ(insert.body, want.buffer());
+    } else {
+      for (uint64_t id : VariantBatches(insert.body)) variant_ids.push_back(id);
+    }
+  }
+  ASSERT_EQ(variant_ids.size(), 2u);
+  EXPECT_EQ(variant_ids[0] >> 32, 5u);
+  EXPECT_EQ(variant_ids[1] >> 32, 5u);
+  EXPECT_GT(variant_ids[1], variant_ids[0]);
+  EXPECT_EQ(w->rows_written().at("experiments"), 1u);
+}
+
+// A part that failed is retried with the same bytes, so with the same `_batch`; rows added
+// meanwhile go in a later segment with a higher id, written after it.
+TEST(ClickHouseWriterTest, ARetriedPartKeepsItsBatchId) {
+  FakeClient ch;
+  AddVariantsWithBatch(ch);
+  auto created = ClickHouseWriter::Create(&ch, WriterOptions{"db", nullptr, 9});
+  ASSERT_TRUE(created.ok());
+  auto& w = *created;
+  ASSERT_TRUE(w->Add(Variant(1, 30)).ok());
+  ch.fail_inserts = 1;
+  EXPECT_EQ(w->Flush().code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(w->Add(Variant(2, 31)).ok());
+  ASSERT_TRUE(w->Flush().ok());
+  ASSERT_EQ(ch.failed_bodies.size(), 1u);
+  ASSERT_EQ(ch.inserts.size(), 2u);
+  EXPECT_EQ(ch.inserts[0].body, ch.failed_bodies[0]);
+  EXPECT_EQ(VariantBatches(ch.inserts[0].body), (std::vector<uint64_t>{uint64_t{9} << 32 | 1}));
+  EXPECT_EQ(VariantBatches(ch.inserts[1].body), (std::vector<uint64_t>{uint64_t{9} << 32 | 2}));
+}
+
+TEST(ClickHouseWriterTest, ABatchColumnOfAnotherTypeIsInvalidArgument) {
+  FakeClient ch;
+  AddVariantsWithBatch(ch, "Int64");
+  auto w = NewWriter(ch);
+  ASSERT_TRUE(w);
+  Status st = w->Add(Variant(1, 40));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.ToString().find("variants._batch: _batch must be UInt64"), std::string::npos)
+      << st.ToString();
+  EXPECT_EQ(w->buffered_rows(), 0u);
+  EXPECT_EQ(w->buffered_bytes(), 0u);
+}
+
 TEST(ClickHouseSchemaTest, StatementsCreateEveryTableIdempotently) {
   auto sql = ClickHouseSchemaStatements("experiments");
   ASSERT_EQ(sql.size(), 6u);
@@ -625,6 +775,11 @@ TEST(ClickHouseSchemaTest, StatementsCreateEveryTableIdempotently) {
   for (const auto& s : sql) EXPECT_NE(s.find("IF NOT EXISTS"), std::string::npos) << s;
   EXPECT_NE(sql[4].find("PARTITION BY toYYYYMM(ts) ORDER BY (event_id, ts_us)"), std::string::npos);
   EXPECT_NE(sql[1].find("ReplacingMergeTree(_version)"), std::string::npos);
+  // Every analytics table ends its columns with the metadata, `_batch` last; not _truncations.
+  for (size_t i = 1; i <= 4; ++i) {
+    EXPECT_NE(sql[i].find("_source_ts_ms Int64, _batch UInt64)"), std::string::npos) << sql[i];
+  }
+  EXPECT_EQ(sql[5].find("_batch"), std::string::npos) << sql[5];
 }
 
 TEST(ClickHouseSchemaTest, DeduplicatedSelectFiltersDeletedRowsAfterFinal) {

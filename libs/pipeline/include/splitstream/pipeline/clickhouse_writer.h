@@ -3,10 +3,11 @@
 // Used by the sink (Kafka → ClickHouse) and by direct mode (CDC → ClickHouse).
 //
 // Each table holds the source columns, then `_version UInt64` (the change's position),
-// `_deleted UInt8` and `_source_ts_ms Int64`, on ReplacingMergeTree(_version) ordered by the
-// source primary key; a timestamp column `c` is stored twice, as `c DateTime` and `c_us Int64`
-// (microseconds). Replaying a change writes an identical row, so replays have no visible
-// effect on the deduplicated state (DeduplicatedSelect below).
+// `_deleted UInt8`, `_source_ts_ms Int64` and `_batch UInt64` (which write brought the row),
+// on ReplacingMergeTree(_version) ordered by the source primary key; a timestamp column `c` is
+// stored twice, as `c DateTime` and `c_us Int64` (microseconds). Replaying a change writes the
+// same row (but for `_batch`) with the same version, so replays have no visible effect on the
+// deduplicated state (DeduplicatedSelect below).
 //
 // Mapping of one record (Add):
 //   - c/u/r: the `after` image, _deleted = 0; d: the `before` image (or, without one, the key)
@@ -14,6 +15,13 @@
 //   - _version: the Debezium source.lsn; for CockroachDB changefeed records the `updated` HLC
 //     wall time in nanoseconds (the logical counter is ignored). Zero → InvalidArgument.
 //   - _source_ts_ms: source.ts_ms (changefeed: the HLC wall time in ms).
+//   - _batch (when the table has the column; UInt64, else InvalidArgument): the id of the
+//     segment the row is buffered in, `writer_id << 32 | n`, where writer_id is the writer's
+//     (WriterOptions) and n counts the segments the writer opened, over all tables, from 1. A
+//     segment is a table's rows between two flushes (a new column starts another). So per
+//     table and writer a later segment has a higher id (ids are not consecutive); a part that
+//     failed keeps its id when retried (the same bytes are sent again); rows of a table
+//     without the column are written without it. Ids of different writers do not compare.
 //   - A truncate (Kind kTruncate) becomes a `_truncations` row (table, version).
 //   - Values: integer columns take JSON integers and booleans; Float columns integers, doubles
 //     and numeric strings ("1.5", "NAN", "POSITIVE_INFINITY": Debezium's decimal string mode);
@@ -73,6 +81,9 @@ struct WriterOptions {
   // one thread at a time, and Add may query ClickHouse meanwhile). nullptr: BeginFlush writes
   // synchronously with the main client.
   clickhouse::Client* insert_client = nullptr;
+  // The high 32 bits of every `_batch` id this writer writes. 0: a random value in
+  // [1, 2^32), drawn once from std::random_device when the writer is created (tests set it).
+  uint32_t writer_id = 0;
 };
 
 // The sink's ChangeWriter (sink.h) for ClickHouse.
@@ -113,8 +124,10 @@ class ClickHouseWriter final : public ChangeWriter {
 };
 
 // Creates `database`, the tables of the four Splitstream source tables (experiments,
-// variants, assignments, events) and `_truncations`, all IF NOT EXISTS: idempotent. The DDL
-// runs on ClickHouse 18.16 and current releases.
+// variants, assignments, events) and `_truncations`, all IF NOT EXISTS, then adds `_batch
+// UInt64` (after `_source_ts_ms`) to those of the four an older version created without it
+// (system.columns; a concurrent migrate adding it first is fine). Idempotent. The DDL runs on
+// ClickHouse 18.16 and current releases.
 Status MigrateClickHouse(clickhouse::Client& client, const std::string& database);
 
 // The CREATE statements MigrateClickHouse runs, in order (the database first).
