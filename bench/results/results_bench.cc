@@ -13,10 +13,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <unordered_map>
 
 #include "splitstream/pipeline/clickhouse_writer.h"
 #include "splitstream/results/render.h"
@@ -30,6 +30,10 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
+
+// The _batch of the generated rows: writer 1, batches 1, 2, ...; the changes of the refresh
+// runs come from writer 2.
+constexpr uint64_t kWriter1 = uint64_t{1} << 32, kWriter2 = uint64_t{2} << 32;
 
 int Fail(const Status& st, std::string_view what) {
   fmt::print(stderr, "results_bench: {}: {}\n", what, st.ToString());
@@ -98,29 +102,32 @@ int main(int argc, char** argv) {
     const int64_t base_s = 1714564800;
     Status st = ch.Execute(fmt::format(
         "INSERT INTO {}.assignments (experiment_id, user_id, variant_id, assigned_at, "
-        "assigned_at_us, _version, _deleted, _source_ts_ms) SELECT 1, concat('u', "
+        "assigned_at_us, _version, _deleted, _source_ts_ms, _batch) SELECT 1, concat('u', "
         "toString(number % {})), 1 + (number % {}) % 2, toDateTime({} + intDiv(number % {}, "
         "1000)), ({} * 1000 + number % {}) * 1000, if(number < {}, 10, 5), 0, "
-        "{} * 1000 + number % {} FROM numbers({})",
-        database, users, users, base_s, users, base_s, users, users, base_s, users,
+        "{} * 1000 + number % {}, {} + intDiv(number, 150000) FROM numbers({})",
+        database, users, users, base_s, users, base_s, users, users, base_s, users, kWriter1,
         users + users / 17));
     if (!st.ok()) return Fail(st, "insert assignments");
-    // Events: each user gets M/N events spread from 2 h before to 70 h after exposure: 30 %
-    // page views (no value), 10 % purchases (value 1..100, +5 % in variant 2), 60 % loads
+    // Batches of 150 000 rows of one writer, as the sink would write them (_batch, libs/pipeline
+    // README). Events: each user gets M/N events spread from 2 h before to 70 h after exposure: 30
+    // % page views (no value), 10 % purchases (value 1..100, +5 % in variant 2), 60 % loads
     // (latency 50..549 ms).
     st = ch.Execute(fmt::format(
         "INSERT INTO {0}.events (event_id, experiment_id, variant_id, user_id, event_type, value, "
-        "properties, ts, ts_us, received_at, received_at_us, _version, _deleted, _source_ts_ms) "
+        "properties, ts, ts_us, received_at, received_at_us, _version, _deleted, _source_ts_ms, "
+        "_batch) "
         "SELECT toString(number), 1, v, concat('u', toString(u)), "
         "multiIf(k < 3, 'view', k < 4, 'purchase', 'load'), "
         "multiIf(k < 3, CAST(NULL AS Nullable(Float64)), k < 4, "
         "toNullable(toFloat64(1 + intHash32(number) % 100) * if(v = 2, 1.05, 1)), "
         "toNullable(toFloat64(50 + intHash32(number) % 500))), '{{}}', "
         "toDateTime(intDiv(t, 1000000)), t, toDateTime(intDiv(t, 1000000)), t, 20, 0, "
-        "intDiv(t, 1000) FROM (SELECT number, number % {1} AS u, 1 + u % 2 AS v, "
+        "intDiv(t, 1000), {4} + intDiv(number, 150000) FROM (SELECT number, number % {1} AS u, "
+        "1 + u % 2 AS v, "
         "intHash32(number * 3 + 1) % 10 AS k, ({2} * 1000 + u) * 1000 + "
         "(toInt64(intHash32(number * 7 + 2) % 72) - 2) * 3600000000 AS t FROM numbers({3}))",
-        database, users, base_s, events));
+        database, users, base_s, events, kWriter1));
     if (!st.ok()) return Fail(st, "insert events");
     fmt::print("generated {} users and {} events in {:.1f} s\n", users, events,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -181,6 +188,7 @@ int main(int argc, char** argv) {
   for (results::Dedup dedup : modes) {
     results::EngineOptions eo;
     eo.dedup = dedup;
+    eo.incremental = false;
     auto engine = results::ResultsEngine::Create(co, eo);
     if (!engine.ok()) return Fail(engine.status(), "engine");
     std::vector<double> total, query;
@@ -225,60 +233,122 @@ int main(int argc, char** argv) {
       "{:.3f} s\n",
       events, Median(bare));
 
-  // What the incremental results engine's build would read (libs/results README,
-  // "Correction"): every deduplicated event of the experiment as RowBinary, streamed into
-  // per-user sums in memory. Not a results computation: a measure for that design.
-  clickhouse::ClientOptions stream_options = co;
-  stream_options.compress_responses = false;  // gzip of 440 MB costs ClickHouse ~7 s
-  auto stream_client = clickhouse::Client::Create(stream_options);
-  if (!stream_client.ok()) return Fail(stream_client.status(), "client");
-  std::vector<double> streamed;
-  uint64_t streamed_rows = 0, streamed_bytes = 0;
-  size_t streamed_users = 0;
+  // The incremental engine (the default, libs/results README "Incremental results"): the
+  // first request builds the experiment's state; each later one reads only what was written
+  // since. Before each timed refresh, one batch of changes: 10 000 new events, 100 updated
+  // and 100 deleted ones, 1 000 newly exposed users.
+  results::EngineOptions state_options;
+  auto state_engine = results::ResultsEngine::Create(co, state_options);
+  if (!state_engine.ok()) return Fail(state_engine.status(), "engine");
+  auto t_build = std::chrono::steady_clock::now();
+  auto built = (*state_engine)->Compute(e);
+  if (!built.ok()) return Fail(built.status(), "state build");
+  const double build_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_build).count();
+  if (built->source != "state built") {
+    return Fail(Status::Internal("the first request was computed by " + built->source), "state");
+  }
+  std::vector<double> refresh;
+  int refresh_trips = 0;
+  std::string state_csv;
   for (int r = 0; r < runs; ++r) {
-    std::unordered_map<uint64_t, std::pair<double, uint32_t>> per_user;
-    per_user.reserve(static_cast<size_t>(users) * 2);
-    uint64_t bytes = 0;
-    clickhouse::RowBinaryRows rows([&](clickhouse::RowBinaryReader& in) {
-      uint64_t key = 0, version = 0, user = 0;
-      std::string_view type;
-      bool is_null = false;
-      double value = 0;
-      int64_t ts_us = 0;
-      if (!in.UInt64(&key) || !in.UInt64(&version) || !in.UInt64(&user) || !in.String(&type) ||
-          !in.NullMarker(&is_null) || (!is_null && !in.Float64(&value)) || !in.Int64(&ts_us)) {
-        return false;
-      }
-      auto& u = per_user[user];
-      u.first += value;
-      ++u.second;
-      return true;
-    });
+    const uint64_t batch = kWriter2 | static_cast<uint64_t>(r + 1);
+    const uint64_t version = 100 + static_cast<uint64_t>(r);
+    const std::string copy_columns =
+        "event_id, experiment_id, variant_id, user_id, event_type, value, properties, ts, ts_us, "
+        "received_at, received_at_us";
+    std::vector<std::string> changes = {
+        // New events of existing users, an hour after their exposure.
+        fmt::format(
+            "INSERT INTO {0}.events ({1}, _version, _deleted, _source_ts_ms, _batch) SELECT "
+            "concat('r{2}-', toString(number)), 1, 1 + u % 2, concat('u', toString(u)), "
+            "if(number % 3 = 0, 'purchase', 'load'), toNullable(toFloat64(1 + number % 97)), "
+            "'{{}}', toDateTime(intDiv(t, 1000000)), t, toDateTime(intDiv(t, 1000000)), t, {3}, 0, "
+            "intDiv(t, 1000), {4} FROM (SELECT number, intHash32(number + {2}) % {5} AS u, "
+            "({6} * 1000 + u) * 1000 + 3600000000 AS t FROM numbers(10000))",
+            database, copy_columns, r, version, batch, users, int64_t{1714564800}),
+        // Updates (a new value) and deletes (the key only) of generated events.
+        fmt::format("INSERT INTO {0}.events ({1}, _version, _deleted, _source_ts_ms, _batch) "
+                    "SELECT event_id, experiment_id, variant_id, user_id, event_type, "
+                    "toNullable(toFloat64(7)), properties, ts, ts_us, received_at, received_at_us, "
+                    "{2}, 0, _source_ts_ms, {3} FROM {0}.events WHERE event_id IN (SELECT "
+                    "toString(intHash32(number + {4}) % {5}) FROM numbers(100))",
+                    database, copy_columns, version, batch, r * 1000, events),
+        fmt::format("INSERT INTO {0}.events ({1}, _version, _deleted, _source_ts_ms, _batch) "
+                    "SELECT event_id, 0, 0, '', '', NULL, '', ts, ts_us, ts, ts_us, {2}, 1, "
+                    "_source_ts_ms, {3} FROM {0}.events WHERE event_id IN (SELECT "
+                    "toString(intHash32(number + {4}) % {5}) FROM numbers(100))",
+                    database, copy_columns, version, batch, r * 1000 + 500, events),
+        // Newly exposed users.
+        fmt::format("INSERT INTO {0}.assignments (experiment_id, user_id, variant_id, "
+                    "assigned_at, assigned_at_us, _version, _deleted, _source_ts_ms, _batch) "
+                    "SELECT 1, concat('r{1}-u', toString(number)), 1 + number % 2, "
+                    "toDateTime({2}), {2} * 1000000, {3}, 0, {2} * 1000, {4} FROM numbers(1000)",
+                    database, r, int64_t{1714564800}, version, batch),
+    };
+    for (const std::string& sql : changes) {
+      if (Status st = ch.Execute(sql); !st.ok()) return Fail(st, "insert changes");
+    }
     auto t0 = std::chrono::steady_clock::now();
-    Status st = (*stream_client)
-                    ->QueryStream(
-                        "SELECT cityHash64(event_id, ts_us), _version, cityHash64(user_id), "
-                        "event_type, value, ts_us FROM (SELECT event_id, ts_us, _version, "
-                        "user_id, event_type, value, experiment_id, _deleted FROM events FINAL "
-                        "WHERE (experiment_id = 1 OR _deleted = 1) AND _version > (SELECT "
-                        "max(version) FROM _truncations WHERE `table` = 'events')) WHERE "
-                        "experiment_id = 1 AND _deleted = 0 FORMAT RowBinary",
-                        [&](std::string_view piece) {
-                          bytes += piece.size();
-                          return rows.Feed(piece);
-                        });
-    if (st.ok()) st = rows.Finish();
-    if (!st.ok()) return Fail(st, "streamed read");
-    streamed.push_back(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    streamed_rows = rows.rows();
-    streamed_bytes = bytes;
-    streamed_users = per_user.size();
+    auto res = (*state_engine)->Compute(e);
+    if (!res.ok()) return Fail(res.status(), "state refresh");
+    refresh.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (res->source != "state refreshed") {
+      return Fail(Status::Internal("a refresh was computed by " + res->source), "state");
+    }
+    refresh_trips = res->round_trips;
+    state_csv = results::RenderCsv(*res);
+  }
+  const results::EngineStateStats stats = (*state_engine)->state_stats();
+  fmt::print(
+      "state build (first request: {} events, {} users kept, {} MB): {:.3f} s\n"
+      "state refresh (10 000 new events, 100 updated, 100 deleted, 1 000 new exposures, {} round "
+      "trips): median {:.3f} s\n",
+      stats.events, stats.users, stats.bytes / 1000000, build_s, refresh_trips, Median(refresh));
+  // The same figures from the query, on the data after the last refresh.
+  results::EngineOptions query_options;
+  query_options.incremental = false;
+  auto query_engine = results::ResultsEngine::Create(co, query_options);
+  if (!query_engine.ok()) return Fail(query_engine.status(), "engine");
+  auto from_query = (*query_engine)->Compute(e);
+  if (!from_query.ok()) return Fail(from_query.status(), "query after the refreshes");
+  const std::string query_csv = results::RenderCsv(*from_query);
+  // Sums of non-integer values in another order may differ in the last bits: compare numbers.
+  double worst = 0;
+  bool same_shape = true;
+  {
+    auto fields = [](const std::string& text) {
+      std::vector<std::string> out(1);
+      for (char c : text) {
+        if (c == ',' || c == '\n') {
+          out.emplace_back();
+        } else {
+          out.back() += c;
+        }
+      }
+      return out;
+    };
+    std::vector<std::string> a = fields(state_csv), b = fields(query_csv);
+    same_shape = a.size() == b.size();
+    for (size_t i = 0; same_shape && i < a.size(); ++i) {
+      char* end_a = nullptr;
+      char* end_b = nullptr;
+      double x = std::strtod(a[i].c_str(), &end_a), y = std::strtod(b[i].c_str(), &end_b);
+      bool numbers = !a[i].empty() && !b[i].empty() && *end_a == '\0' && *end_b == '\0';
+      if (!numbers) {
+        same_shape = a[i] == b[i] || (a[i].find('T') != std::string::npos);  // times differ
+        continue;
+      }
+      worst = std::max(worst, std::abs(x - y) / std::max(1.0, std::abs(y)));
+    }
   }
   fmt::print(
-      "streamed read (every deduplicated event into per-user sums in C++, {} rows, {} users, "
-      "{} MB of RowBinary): median {:.3f} s\n",
-      streamed_rows, streamed_users, streamed_bytes / 1000000, Median(streamed));
+      "state against the query after the refreshes: {}, largest relative difference {:.1e}\n",
+      same_shape ? "same fields" : "DIFFERENT FIELDS", worst);
+  if (!same_shape || worst > 1e-9) {
+    fmt::print(stderr, "state:\n{}\nquery:\n{}\n", state_csv, query_csv);
+    return 1;
+  }
   if (!keep) (void)ch.Execute("DROP DATABASE IF EXISTS " + database);
   return 0;
 }

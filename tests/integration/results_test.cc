@@ -42,11 +42,12 @@ const char* const kDdl[] = {
     "ReplacingMergeTree(_version) ORDER BY id",
     "CREATE TABLE assignments (experiment_id Int64, user_id String, variant_id Int64, "
     "assigned_at DateTime, assigned_at_us Int64, _version UInt64, _deleted UInt8, _source_ts_ms "
-    "Int64) ENGINE = ReplacingMergeTree(_version) ORDER BY (experiment_id, user_id)",
+    "Int64, _batch UInt64) ENGINE = ReplacingMergeTree(_version) ORDER BY (experiment_id, user_id)",
     "CREATE TABLE events (event_id String, experiment_id Int64, variant_id Int64, user_id "
     "String, event_type String, value Nullable(Float64), properties String, ts DateTime, ts_us "
     "Int64, received_at DateTime, received_at_us Int64, _version UInt64, _deleted UInt8, "
-    "_source_ts_ms Int64) ENGINE = ReplacingMergeTree(_version) PARTITION BY toYYYYMM(ts) ORDER "
+    "_source_ts_ms Int64, _batch UInt64) ENGINE = ReplacingMergeTree(_version) PARTITION BY "
+    "toYYYYMM(ts) ORDER "
     "BY (event_id, ts_us)",
     "CREATE TABLE _truncations (`table` String, version UInt64) ENGINE = ReplacingMergeTree "
     "ORDER BY (`table`, version)",
@@ -74,11 +75,12 @@ struct Rows {
   std::string assignments, events, truncations;
   int64_t max_ts_ms = 0;
   int event_seq = 0;
+  uint64_t batch = uint64_t{1} << 32 | 1;  // _batch of the rows added next (the sink's)
 
   void Assign(int64_t exp, const std::string& user, int64_t variant, int64_t at_us,
               uint64_t version, int deleted = 0, int64_t ts_ms = 1714564800000) {
-    assignments += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", exp, user, variant,
-                               DateTimeText(at_us), at_us, version, deleted, ts_ms);
+    assignments += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", exp, user, variant,
+                               DateTimeText(at_us), at_us, version, deleted, ts_ms, batch);
     max_ts_ms = std::max(max_ts_ms, ts_ms);
   }
   // Returns the event id.
@@ -86,10 +88,10 @@ struct Rows {
                     std::optional<double> value, int64_t ts_us, uint64_t version, int deleted = 0,
                     int64_t ts_ms = 1714564800000, std::string id = "") {
     if (id.empty()) id = fmt::format("00000000-0000-4000-8000-{:012}", ++event_seq);
-    events +=
-        fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{{}}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", id, exp, variant,
-                    user, type, value ? fmt::format("{}", *value) : "\\N", DateTimeText(ts_us),
-                    ts_us, DateTimeText(ts_us), ts_us, version, deleted, ts_ms);
+    events += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{{}}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", id, exp,
+                          variant, user, type, value ? fmt::format("{}", *value) : "\\N",
+                          DateTimeText(ts_us), ts_us, DateTimeText(ts_us), ts_us, version, deleted,
+                          ts_ms, batch);
     max_ts_ms = std::max(max_ts_ms, ts_ms);
     return id;
   }
@@ -127,8 +129,9 @@ class ResultsTest : public ::testing::TestWithParam<std::string> {
 
   void Insert(const Rows& rows) {
     if (!rows.assignments.empty()) {
-      std::vector<std::string> cols = {"experiment_id",  "user_id",  "variant_id", "assigned_at",
-                                       "assigned_at_us", "_version", "_deleted",   "_source_ts_ms"};
+      std::vector<std::string> cols = {"experiment_id", "user_id",        "variant_id",
+                                       "assigned_at",   "assigned_at_us", "_version",
+                                       "_deleted",      "_source_ts_ms",  "_batch"};
       ASSERT_TRUE(ch_->Insert("assignments", cols, "TabSeparated", rows.assignments).ok());
     }
     if (!rows.events.empty()) {
@@ -144,6 +147,7 @@ class ResultsTest : public ::testing::TestWithParam<std::string> {
     EngineOptions eo;
     eo.cuped_pre_window_hours = cuped_hours;
     eo.dedup = dedup_;
+    eo.incremental = incremental_;
     auto engine = ResultsEngine::Create(options_, eo);
     EXPECT_TRUE(engine.ok()) << engine.status().ToString();
     return engine.ok() ? std::move(*engine) : nullptr;
@@ -164,6 +168,7 @@ class ResultsTest : public ::testing::TestWithParam<std::string> {
 
   testing::ChdbServer chdb_;  // declared first: stopped after the clients
   Dedup dedup_ = Dedup::kFinal;
+  bool incremental_ = true;  // the engine's default: an ExperimentState (state.h)
   std::string database_;
   clickhouse::ClientOptions options_;
   std::unique_ptr<clickhouse::Client> admin_, ch_;
@@ -259,7 +264,13 @@ TEST_P(ResultsTest, ConversionMeanAndQuantileMatchIndependentFigures) {
   CheckConversionMeanAndQuantile();
 }
 
+TEST_P(ResultsTest, ConversionMeanAndQuantileWithTheQuery) {
+  incremental_ = false;
+  CheckConversionMeanAndQuantile();
+}
+
 TEST_P(ResultsTest, ConversionMeanAndQuantileWithArgMaxDedup) {
+  incremental_ = false;
   dedup_ = Dedup::kArgMax;
   CheckConversionMeanAndQuantile();
 }
@@ -283,8 +294,11 @@ void ResultsTest::CheckConversionMeanAndQuantile() {
   auto r = engine->Compute(
       Definition({checkout, Metric("revenue", "purchase", "mean"), latency, purchase_p90}));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  // The quantile levels depend on the sample sizes; the main query reads them in SQL.
-  EXPECT_EQ(r->round_trips, 1);
+  // The quantile levels depend on the sample sizes; the main query reads them in SQL. A
+  // state's build: the truncations, the batches, the rows of the last batches, the
+  // assignments, the events.
+  EXPECT_EQ(r->round_trips, incremental_ ? 5 : 1);
+  EXPECT_EQ(r->source, incremental_ ? "state built" : "query");
 
   ASSERT_EQ(r->variants.size(), 2u);
   EXPECT_EQ(r->variants[0].users, 1000);
@@ -404,27 +418,188 @@ TEST_P(ResultsTest, RatioAndCuped) {
   ASSERT_NO_FATAL_FAILURE(Insert(rows));
   experiments::MetricSpec ctr = Metric("ctr", "click", "ratio");
   ctr.denominator_event_type = "view";
-  auto engine = Engine(/*cuped_hours=*/24);
-  ASSERT_TRUE(engine);
-  auto r = engine->Compute(Definition({ctr, Metric("order_value", "order", "mean")}));
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->round_trips, 1);
-  ASSERT_TRUE(r->metrics[0].analysis) << r->metrics[0].error;
-  ASSERT_TRUE(r->metrics[1].analysis) << r->metrics[1].error;
-  for (size_t v = 0; v < 2; ++v) {
-    const stats::VariantSummary& s = r->metrics[0].analysis->variants[v];
-    ExpectNear(*s.value, ratio[v].SumX());
-    ExpectNear(*s.denominator, ratio[v].SumY());
-    ExpectNear(*s.mean, ratio[v].MeanX() / ratio[v].MeanY());
+  for (bool incremental : {true, false}) {
+    SCOPED_TRACE(incremental ? "state" : "query");
+    incremental_ = incremental;
+    auto engine = Engine(/*cuped_hours=*/24);
+    ASSERT_TRUE(engine);
+    auto r = engine->Compute(Definition({ctr, Metric("order_value", "order", "mean")}));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->round_trips, incremental ? 5 : 1);
+    ASSERT_TRUE(r->metrics[0].analysis) << r->metrics[0].error;
+    ASSERT_TRUE(r->metrics[1].analysis) << r->metrics[1].error;
+    for (size_t v = 0; v < 2; ++v) {
+      const stats::VariantSummary& s = r->metrics[0].analysis->variants[v];
+      ExpectNear(*s.value, ratio[v].SumX());
+      ExpectNear(*s.denominator, ratio[v].SumY());
+      ExpectNear(*s.mean, ratio[v].MeanX() / ratio[v].MeanY());
+    }
+    const stats::ComparisonResult& c = r->metrics[1].analysis->comparisons[0];
+    EXPECT_TRUE(c.cuped_applied);
+    ASSERT_TRUE(c.cuped_theta);
+    ExpectNear(*c.cuped_theta, stats::CupedTheta(cuped), 1e-9);
+    stats::BivariateMoments pooled = cuped[0];
+    pooled.Combine(cuped[1]);
+    stats::SampleSummary adj = stats::CupedAdjust(cuped[1], *c.cuped_theta, pooled.MeanY());
+    ExpectNear(*r->metrics[1].analysis->variants[1].cuped_mean, adj.mean, 1e-9);
   }
-  const stats::ComparisonResult& c = r->metrics[1].analysis->comparisons[0];
-  EXPECT_TRUE(c.cuped_applied);
-  ASSERT_TRUE(c.cuped_theta);
-  ExpectNear(*c.cuped_theta, stats::CupedTheta(cuped), 1e-9);
-  stats::BivariateMoments pooled = cuped[0];
-  pooled.Combine(cuped[1]);
-  stats::SampleSummary adj = stats::CupedAdjust(cuped[1], *c.cuped_theta, pooled.MeanY());
-  ExpectNear(*r->metrics[1].analysis->variants[1].cuped_mean, adj.mean, 1e-9);
+}
+
+// The state against the query through random changes: rounds of new events, updates (to
+// another user, type, value or experiment), deletes that carry only the key, replays (copies),
+// stale versions, exposures that arrive after their events, change variant or are deleted,
+// from two writers in several batches per round, with merges (OPTIMIZE ... FINAL) removing
+// the versions the state applied earlier, and a truncation. After every round the engine that
+// keeps its state and an engine that runs the query must give the same results, figure for
+// figure (values are multiples of 0.5, so every sum is exact in any order).
+TEST_P(ResultsTest, IncrementalStateMatchesTheQueryThroughChanges) {
+  experiments::MetricSpec checkout = Metric("checkout", "purchase", "conversion");
+  checkout.window_hours = 48;
+  experiments::MetricSpec ctr = Metric("ctr", "click", "ratio");
+  ctr.denominator_event_type = "view";
+  experiments::MetricSpec p50 = Metric("load_p50", "load", "quantile");
+  experiments::MetricSpec p90 = Metric("purchase_p90", "purchase", "quantile");
+  p90.quantile = 0.9;
+  p90.window_hours = 48;
+  const experiments::Experiment e = Definition({checkout, Metric("revenue", "purchase", "mean"),
+                                                Metric("views", "view", "count"), ctr, p50, p90});
+  auto state_engine = Engine(/*cuped_hours=*/24);
+  incremental_ = false;
+  auto query_engine = Engine(/*cuped_hours=*/24);
+  ASSERT_TRUE(state_engine && query_engine);
+
+  // SPLITSTREAM_RESULTS_SEED replays another sequence.
+  const std::string seed = Env("SPLITSTREAM_RESULTS_SEED");
+  std::mt19937_64 rng(!seed.empty() ? std::stoull(seed) : GetParam() == "current" ? 7 : 5);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+  const std::vector<std::string> types = {"purchase", "view", "click", "load", "other"};
+  struct Event {
+    std::string id;
+    int64_t exp = kExp, variant = kControl, ts_us = 0;
+    std::string user, type;
+    std::optional<double> value;
+    uint64_t version = 0;
+    bool deleted = false;
+  };
+  std::vector<Event> events;  // the latest version of each key written
+  struct Exposure {
+    int64_t variant = 0, at = 0;
+    uint64_t version = 0;
+  };
+  std::map<std::string, Exposure> exposures;  // the latest live exposure of each user
+  uint64_t version = 1000;
+  uint64_t counters[2] = {0, 0};  // per writer
+  int id_seq = 0;
+  auto user_name = [&] { return fmt::format("u{}", pick(120)); };
+  auto write_event = [&](Rows& rows, const Event& ev) {
+    if (ev.deleted) {
+      rows.Event(0, "", 0, "", std::nullopt, ev.ts_us, ev.version, 1, 1714564800000, ev.id);
+    } else {
+      rows.Event(ev.exp, ev.user, ev.variant, ev.type, ev.value, ev.ts_us, ev.version, 0,
+                 1714564800000 + static_cast<int64_t>(ev.version), ev.id);
+    }
+  };
+  for (int round = 0; round < 12; ++round) {
+    SCOPED_TRACE(fmt::format("round {}", round));
+    // Each round: up to three INSERTs, each a batch of writer 1 or 2.
+    std::vector<Rows> batches(1 + static_cast<size_t>(pick(3)));
+    for (Rows& b : batches) {
+      int writer = pick(2);
+      b.batch = (uint64_t(writer + 1) << 32) | ++counters[writer];
+    }
+    for (int k = 0; k < 150; ++k) {
+      Rows& rows = batches[static_cast<size_t>(pick(static_cast<int>(batches.size())))];
+      int op = pick(100);
+      if (op < 55 || events.empty()) {  // a new event
+        Event ev;
+        ev.id = fmt::format("e{}", ++id_seq);
+        ev.exp = pick(10) == 0 ? 8 : kExp;
+        ev.user = user_name();
+        ev.type = types[static_cast<size_t>(pick(5))];
+        if (pick(5) != 0) ev.value = pick(40) * 0.5;
+        ev.ts_us = kBase + (pick(160) - 40) * kHour + pick(1000);
+        ev.version = ++version;
+        write_event(rows, ev);
+        events.push_back(ev);
+      } else if (op < 67) {  // an update of a live event
+        Event& ev = events[static_cast<size_t>(pick(static_cast<int>(events.size())))];
+        if (ev.deleted) continue;
+        switch (pick(4)) {
+          case 0:
+            ev.user = user_name();
+            break;
+          case 1:
+            ev.type = types[static_cast<size_t>(pick(5))];
+            break;
+          case 2:
+            ev.value = pick(40) * 0.5;
+            break;
+          default:
+            ev.exp = ev.exp == kExp ? 8 : kExp;
+            break;
+        }
+        ev.version = ++version;
+        write_event(rows, ev);
+      } else if (op < 72) {  // a delete
+        Event& ev = events[static_cast<size_t>(pick(static_cast<int>(events.size())))];
+        ev.deleted = true;
+        ev.version = ++version;
+        write_event(rows, ev);
+      } else if (op < 80) {  // a copy of the latest version (a replay, a retried INSERT)
+        write_event(rows, events[static_cast<size_t>(pick(static_cast<int>(events.size())))]);
+      } else if (op < 84) {  // a stale version: older than the one written, never visible
+        Event ev = events[static_cast<size_t>(pick(static_cast<int>(events.size())))];
+        // Not of an event whose latest version is another experiment's: the state keeps no
+        // keys of other experiments, so it would count this one (README, "Limits"; a replay
+        // writes the newer versions again after it, which this does not).
+        if (ev.exp != kExp) continue;
+        ev.deleted = false;
+        ev.exp = kExp;
+        ev.user = user_name();
+        ev.type = "purchase";
+        ev.value = 99;
+        ev.version -= 1;
+        write_event(rows, ev);
+      } else {  // an exposure: new, another variant, deleted, or a copy
+        std::string user = user_name();
+        auto it = exposures.find(user);
+        int64_t variant = pick(2) == 0 ? kControl : kTreatment;
+        int64_t at = kBase + (user.size() + static_cast<size_t>(pick(10))) * kHour;
+        if (it != exposures.end() && pick(4) == 0) {
+          const Exposure& x = it->second;
+          rows.Assign(kExp, user, x.variant, x.at, x.version);  // a copy
+        } else if (it != exposures.end() && pick(3) == 0) {
+          rows.Assign(kExp, user, variant, at, ++version, /*deleted=*/1);
+          exposures.erase(it);
+        } else {
+          rows.Assign(kExp, user, variant, at, ++version);
+          exposures[user] = {variant, at, version};
+        }
+      }
+    }
+    for (const Rows& b : batches) ASSERT_NO_FATAL_FAILURE(Insert(b));
+    if (round % 4 == 3) {
+      // Merges remove the versions the state applied earlier.
+      ASSERT_TRUE(ch_->Execute("OPTIMIZE TABLE events FINAL").ok());
+      ASSERT_TRUE(ch_->Execute("OPTIMIZE TABLE assignments FINAL").ok());
+    }
+    if (round == 8) {
+      // A truncation of events: everything so far disappears; the state is built again.
+      Rows t;
+      t.truncations = fmt::format("events\t{}\n", version);
+      ASSERT_NO_FATAL_FAILURE(Insert(t));
+      for (Event& ev : events) ev.deleted = true;
+    }
+    auto from_state = state_engine->Compute(e);
+    auto from_query = query_engine->Compute(e);
+    ASSERT_TRUE(from_state.ok()) << from_state.status().ToString();
+    ASSERT_TRUE(from_query.ok()) << from_query.status().ToString();
+    EXPECT_EQ(from_state->source, round == 0 || round == 8 ? "state built" : "state refreshed");
+    EXPECT_EQ(from_query->source, "query");
+    from_state->computed_at_us = from_query->computed_at_us = 0;
+    EXPECT_EQ(RenderJson(*from_state), RenderJson(*from_query));
+    EXPECT_GT(from_state->variants[0].users + from_state->variants[1].users, 0);
+  }
 }
 
 TEST_P(ResultsTest, EmptyExperimentAndMissingTables) {

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "incremental.h"
 #include "splitstream/results/results.h"
 #include "splitstream/results/sql.h"
 
@@ -66,8 +67,144 @@ ResultsEngine::ResultsEngine(std::unique_ptr<clickhouse::Client> client, EngineO
 
 Result<std::unique_ptr<ResultsEngine>> ResultsEngine::Create(
     const clickhouse::ClientOptions& client_options, EngineOptions options) {
-  SPLITSTREAM_ASSIGN_OR_RETURN(auto client, clickhouse::Client::Create(client_options));
+  clickhouse::ClientOptions co = client_options;
+  co.compress_responses = false;  // a state's build reads 440 MB for 10 M events (README)
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto client, clickhouse::Client::Create(co));
   return std::make_unique<ResultsEngine>(std::move(client), options);
+}
+
+ResultsEngine::~ResultsEngine() = default;
+
+Result<Aggregates> ResultsEngine::FromQuery(const ExperimentQuery& q, const std::string& main_sql,
+                                            ExperimentResults* out) {
+  Result<std::vector<std::vector<std::string>>> rows = client_->QueryRows(main_sql);
+  ++out->round_trips;
+  if (!rows.ok()) return rows.status().WithContext("results query");
+
+  Aggregates agg;
+  const bool cuped_cols = q.cuped_pre_window_hours > 0;
+  size_t width = 3;
+  for (const MetricQuery& m : q.metrics) width += MetricColumns(m, cuped_cols).size();
+  // (metric index, variant id) → the quantile column of the main query (sql.h).
+  std::map<std::pair<size_t, int64_t>, std::vector<double>> order_stats;
+  for (const std::vector<std::string>& row : *rows) {
+    if (row.size() != width) {
+      return Status::Internal(
+          fmt::format("results query returned {} columns, expected {}", row.size(), width));
+    }
+    char* end = nullptr;
+    int64_t id = std::strtoll(row[0].c_str(), &end, 10);
+    VariantAggregates va;
+    SPLITSTREAM_ASSIGN_OR_RETURN(va.users, ParseCount(row[1], "users"));
+    size_t col = 2;
+    for (size_t i = 0; i < q.metrics.size(); ++i) {
+      const MetricQuery& m = q.metrics[i];
+      Sums s;
+      if (m.kind == stats::MetricKind::kQuantile) {
+        // [n, (r, v(r-1), v(r), v(r+1)) for lower, p, upper], or [] without values.
+        SPLITSTREAM_ASSIGN_OR_RETURN(std::vector<double> os, ParseArray(row[col++]));
+        if (!os.empty() && os.size() != 13) {
+          return Status::Internal("results query returned malformed order statistics");
+        }
+        s.push_back(os.empty() ? 0 : os[0]);
+        order_stats[{i, id}] = std::move(os);
+      } else {
+        for (size_t k = 0; k < MetricColumns(m, cuped_cols).size(); ++k) {
+          SPLITSTREAM_ASSIGN_OR_RETURN(double v, ParseDouble(row[col++], "a sum"));
+          s.push_back(v);
+        }
+      }
+      va.metrics.push_back(std::move(s));
+    }
+    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t fresh, ParseCount(row[col], "fresh_ms"));
+    if (fresh > 0) agg.fresh_ms = fresh;
+    agg.variants[id] = std::move(va);
+  }
+
+  // Quantiles: the levels depend on each variant's sample size n. The main query read the
+  // values at the ranks it computed in SQL from n, with their neighbours; the exact rank of
+  // each level is the one quantileExact reads (floor(level * n)). Should SQL's rank ever be
+  // more than one off, a second round trip asks quantilesExact for the exact levels.
+  std::vector<QuantileRequest> requests;
+  for (size_t i = 0; i < q.metrics.size(); ++i) {
+    if (q.metrics[i].kind != stats::MetricKind::kQuantile) continue;
+    for (int64_t id : q.variant_ids) {
+      auto it = agg.variants.find(id);
+      if (it == agg.variants.end()) continue;
+      int64_t n = static_cast<int64_t>(std::llround(it->second.metrics[i][0]));
+      if (n == 0) continue;
+      QuantileRequest r{i, id, {q.metrics[i].quantile}};
+      std::vector<size_t> slots = {1};  // which of SQL's lower, p, upper each level is
+      Result<stats::QuantileLevels> levels =
+          stats::LevelsForQuantile(q.metrics[i].quantile, n, q.alpha);
+      if (levels.ok()) {
+        r.levels = {levels->lower, levels->p, levels->upper};
+        slots = {0, 1, 2};
+      }
+      std::vector<double> values = PickOrderStatistics(order_stats[{i, id}], r.levels, slots);
+      if (!values.empty()) {
+        agg.quantiles[{i, id}] = std::move(values);
+      } else {
+        requests.push_back(std::move(r));
+      }
+    }
+  }
+  if (!requests.empty()) {
+    SPLITSTREAM_ASSIGN_OR_RETURN(std::string qsql, BuildQuantileQuery(q, requests));
+    Result<std::vector<std::vector<std::string>>> qrows = client_->QueryRows(qsql);
+    ++out->round_trips;
+    if (!qrows.ok()) return qrows.status().WithContext("quantile query");
+    if (qrows->size() != 1 || (*qrows)[0].size() != requests.size()) {
+      return Status::Internal("quantile query returned an unexpected shape");
+    }
+    for (size_t r = 0; r < requests.size(); ++r) {
+      SPLITSTREAM_ASSIGN_OR_RETURN(std::vector<double> values, ParseArray((*qrows)[0][r]));
+      if (values.size() != requests[r].levels.size()) {
+        return Status::Internal("quantile query returned an unexpected number of levels");
+      }
+      agg.quantiles[{requests[r].metric_index, requests[r].variant_id}] = std::move(values);
+    }
+  }
+  return agg;
+}
+
+Result<Aggregates> ResultsEngine::FromState(const ExperimentQuery& q, ExperimentResults* out) {
+  // The experiment's state, most recently used first; a changed definition starts afresh.
+  auto it = std::find_if(live_.begin(), live_.end(), [&](const auto& l) {
+    return l->state().query().experiment_id == q.experiment_id;
+  });
+  if (it != live_.end() && !(*it)->state().Serves(q)) {
+    live_.erase(it);
+    it = live_.end();
+  }
+  if (it == live_.end()) {
+    live_.push_front(std::make_unique<LiveExperiment>(q));
+    while (live_.size() > options_.cached_experiments) live_.pop_back();
+  } else {
+    live_.splice(live_.begin(), live_, it);
+  }
+  LiveExperiment& live = *live_.front();
+  Status st = live.Update(*client_, &out->round_trips);
+  if (!st.ok()) {
+    live_.pop_front();
+    return st;
+  }
+  out->source = live.rebuilt() ? "state built" : "state refreshed";
+  Aggregates agg = live.state().Gather(q.alpha);
+  agg.fresh_ms = live.fresh_ms();
+  return agg;
+}
+
+EngineStateStats ResultsEngine::state_stats() {
+  std::lock_guard lock(mu_);
+  EngineStateStats out;
+  for (const auto& live : live_) {
+    ++out.experiments;
+    out.events += live->state().events();
+    out.users += live->state().users();
+    out.bytes += live->state().bytes();
+  }
+  return out;
 }
 
 Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& e) {
@@ -117,110 +254,35 @@ Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& 
 
   std::unique_lock lock(mu_);
   auto start = std::chrono::steady_clock::now();
-  Result<std::vector<std::vector<std::string>>> rows = client_->QueryRows(main_sql);
-  ++out.round_trips;
-  if (!rows.ok()) return rows.status().WithContext("results query");
-
-  // variant id → (users, per-metric sums); fresh_ms is the same on every row.
-  const bool cuped_cols = q.cuped_pre_window_hours > 0;
-  size_t width = 3;
-  for (const MetricQuery& m : q.metrics) width += MetricColumns(m, cuped_cols).size();
-  std::map<int64_t, std::pair<int64_t, std::vector<Sums>>> by_variant;
-  // (metric index, variant id) → the quantile column of the main query (sql.h).
-  std::map<std::pair<size_t, int64_t>, std::vector<double>> order_stats;
-  for (const std::vector<std::string>& row : *rows) {
-    if (row.size() != width) {
-      return Status::Internal(
-          fmt::format("results query returned {} columns, expected {}", row.size(), width));
-    }
-    char* end = nullptr;
-    int64_t id = std::strtoll(row[0].c_str(), &end, 10);
-    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t users, ParseCount(row[1], "users"));
-    std::vector<Sums> sums;
-    size_t col = 2;
-    for (size_t i = 0; i < q.metrics.size(); ++i) {
-      const MetricQuery& m = q.metrics[i];
-      Sums s;
-      if (m.kind == stats::MetricKind::kQuantile) {
-        // [n, (r, v(r-1), v(r), v(r+1)) for lower, p, upper], or [] without values.
-        SPLITSTREAM_ASSIGN_OR_RETURN(std::vector<double> os, ParseArray(row[col++]));
-        if (!os.empty() && os.size() != 13) {
-          return Status::Internal("results query returned malformed order statistics");
-        }
-        s.push_back(os.empty() ? 0 : os[0]);
-        order_stats[{i, id}] = std::move(os);
-      } else {
-        for (size_t k = 0; k < MetricColumns(m, cuped_cols).size(); ++k) {
-          SPLITSTREAM_ASSIGN_OR_RETURN(double v, ParseDouble(row[col++], "a sum"));
-          s.push_back(v);
-        }
-      }
-      sums.push_back(std::move(s));
-    }
-    SPLITSTREAM_ASSIGN_OR_RETURN(int64_t fresh, ParseCount(row[col], "fresh_ms"));
-    if (fresh > 0) out.newest_change_ms = fresh;
-    by_variant[id] = {users, std::move(sums)};
+  Result<Aggregates> gathered = Status::FailedPrecondition("incremental results are off");
+  if (options_.incremental && options_.cached_experiments > 0) {
+    gathered = FromState(q, &out);
   }
-  for (VariantResult& v : out.variants) {
-    auto it = by_variant.find(v.id);
-    if (it != by_variant.end()) v.users = it->second.first;
-  }
-  auto sums_of = [&](size_t variant, size_t metric) -> Sums {
-    auto it = by_variant.find(out.variants[variant].id);
-    if (it == by_variant.end()) {
-      return Sums(MetricColumns(q.metrics[metric], cuped_cols).size(), 0.0);
-    }
-    return it->second.second[metric];
-  };
-
-  // Quantiles: the levels depend on each variant's sample size n. The main query read the
-  // values at the ranks it computed in SQL from n, with their neighbours; the exact rank of
-  // each level is the one quantileExact reads (floor(level * n)). Should SQL's rank ever be
-  // more than one off, a second round trip asks quantilesExact for the exact levels.
-  std::vector<QuantileRequest> requests;
-  std::map<std::pair<size_t, int64_t>, std::vector<double>> quantiles;
-  for (size_t i = 0; i < q.metrics.size(); ++i) {
-    if (q.metrics[i].kind != stats::MetricKind::kQuantile) continue;
-    for (size_t v = 0; v < out.variants.size(); ++v) {
-      int64_t n = static_cast<int64_t>(std::llround(sums_of(v, i)[0]));
-      if (n == 0) continue;
-      QuantileRequest r{i, out.variants[v].id, {q.metrics[i].quantile}};
-      std::vector<size_t> slots = {1};  // which of SQL's lower, p, upper each level is
-      Result<stats::QuantileLevels> levels =
-          stats::LevelsForQuantile(q.metrics[i].quantile, n, ao.alpha);
-      if (levels.ok()) {
-        r.levels = {levels->lower, levels->p, levels->upper};
-        slots = {0, 1, 2};
-      }
-      std::vector<double> values =
-          PickOrderStatistics(order_stats[{i, r.variant_id}], r.levels, slots);
-      if (!values.empty()) {
-        quantiles[{i, r.variant_id}] = std::move(values);
-      } else {
-        requests.push_back(std::move(r));
-      }
-    }
-  }
-  if (!requests.empty()) {
-    SPLITSTREAM_ASSIGN_OR_RETURN(std::string qsql, BuildQuantileQuery(q, requests));
-    Result<std::vector<std::vector<std::string>>> qrows = client_->QueryRows(qsql);
-    ++out.round_trips;
-    if (!qrows.ok()) return qrows.status().WithContext("quantile query");
-    if (qrows->size() != 1 || (*qrows)[0].size() != requests.size()) {
-      return Status::Internal("quantile query returned an unexpected shape");
-    }
-    for (size_t r = 0; r < requests.size(); ++r) {
-      SPLITSTREAM_ASSIGN_OR_RETURN(std::vector<double> values, ParseArray((*qrows)[0][r]));
-      if (values.size() != requests[r].levels.size()) {
-        return Status::Internal("quantile query returned an unexpected number of levels");
-      }
-      quantiles[{requests[r].metric_index, requests[r].variant_id}] = std::move(values);
-    }
+  if (!gathered.ok()) {
+    if (gathered.status().code() != StatusCode::kFailedPrecondition) return gathered.status();
+    gathered = FromQuery(q, main_sql, &out);
+    if (!gathered.ok()) return gathered.status();
+    out.source = "query";
   }
   out.query_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   lock.unlock();
   out.computed_at_us = clock_->WallMicros();
+  Aggregates& agg = *gathered;
+  out.newest_change_ms = agg.fresh_ms;
+  const bool cuped_cols = q.cuped_pre_window_hours > 0;
+  for (VariantResult& v : out.variants) {
+    auto it = agg.variants.find(v.id);
+    if (it != agg.variants.end()) v.users = it->second.users;
+  }
+  auto sums_of = [&](size_t variant, size_t metric) -> Sums {
+    auto it = agg.variants.find(out.variants[variant].id);
+    if (it == agg.variants.end()) {
+      return Sums(MetricColumns(q.metrics[metric], cuped_cols).size(), 0.0);
+    }
+    return it->second.metrics[metric];
+  };
+  const auto& quantiles = agg.quantiles;
 
   std::vector<int64_t> counts;
   std::vector<double> weights;

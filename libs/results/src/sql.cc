@@ -204,6 +204,15 @@ std::vector<std::string> MetricColumns(const MetricQuery& metric, bool cuped) {
   return cols;
 }
 
+std::string FreshnessSql(int64_t experiment_id) {
+  return fmt::format(
+      "greatest(greatest((SELECT max(_source_ts_ms) FROM assignments WHERE experiment_id = {0}), "
+      "(SELECT max(_source_ts_ms) FROM events WHERE experiment_id = {0})), "
+      "greatest((SELECT max(_source_ts_ms) FROM variants WHERE experiment_id = {0}), "
+      "(SELECT max(_source_ts_ms) FROM experiments WHERE id = {0})))",
+      experiment_id);
+}
+
 std::string ExposuresSql(int64_t experiment_id, Dedup dedup) {
   if (dedup == Dedup::kFinal) {
     // experiment_id is part of the key, so filtering it before the merge is safe.
@@ -316,12 +325,7 @@ Result<std::string> BuildMainQuery(const ExperimentQuery& q) {
       outer.push_back(name);
     }
   }
-  std::string fresh = fmt::format(
-      "greatest(greatest((SELECT max(_source_ts_ms) FROM assignments WHERE experiment_id = {0}), "
-      "(SELECT max(_source_ts_ms) FROM events WHERE experiment_id = {0})), "
-      "greatest((SELECT max(_source_ts_ms) FROM variants WHERE experiment_id = {0}), "
-      "(SELECT max(_source_ts_ms) FROM experiments WHERE id = {0})))",
-      q.experiment_id);
+  const std::string fresh = FreshnessSql(q.experiment_id);
   std::string counts = fmt::format(
       "SELECT variant_id, users FROM (SELECT arrayJoin([{}]) AS variant_id) AS ids ANY LEFT JOIN "
       "(SELECT v AS variant_id, count() AS users FROM ({}) GROUP BY v) AS exposed USING "

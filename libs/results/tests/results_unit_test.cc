@@ -5,6 +5,7 @@
 #include "splitstream/results/render.h"
 #include "splitstream/results/results.h"
 #include "splitstream/results/sql.h"
+#include "splitstream/results/state.h"
 #include "splitstream/stats/inference.h"
 
 namespace splitstream::results {
@@ -281,6 +282,149 @@ TEST(RenderTest, IsoTime) {
 TEST(EngineTest, MetricKinds) {
   EXPECT_EQ(*ParseMetricKind("ratio"), stats::MetricKind::kRatio);
   EXPECT_FALSE(ParseMetricKind("median").ok());
+}
+
+// ExperimentState (state.h): rows applied as ReplacingMergeTree(_version) keeps them.
+constexpr int64_t kH = int64_t{3600} * 1000000;
+
+ExperimentQuery StateQuery() {
+  ExperimentQuery q;
+  q.experiment_id = 7;
+  q.variant_ids = {1, 2};
+  q.cuped_pre_window_hours = 24;
+  q.metrics = {{"rev", "buy", stats::MetricKind::kMean, "", 0.5, std::nullopt},
+               {"p50", "buy", stats::MetricKind::kQuantile, "", 0.5, int64_t{48}}};
+  return q;
+}
+
+EventRow Buy(uint64_t key, uint64_t version, uint64_t user, double value, int64_t ts) {
+  EventRow e;
+  e.key = key;
+  e.version = version;
+  e.experiment_id = 7;
+  e.user = user;
+  e.event_type = "buy";
+  e.value = value;
+  e.ts_us = ts;
+  return e;
+}
+
+TEST(StateTest, CopiesOlderVersionsAndTombstones) {
+  ExperimentState s(StateQuery());
+  s.ApplyExposure({100, 1, false, 1, 0});
+  s.ApplyEvent(Buy(1, 5, 100, 10, kH));
+  s.ApplyEvent(Buy(1, 5, 100, 10, kH));  // a copy
+  s.ApplyEvent(Buy(1, 4, 100, 99, kH));  // an older version
+  s.ApplyEvent(Buy(2, 5, 100, 1, -kH));  // before exposure: CUPED's pre-period only
+  s.Settle();
+  Aggregates a = s.Gather(0.05);
+  ASSERT_EQ(a.variants.at(1).users, 1);
+  // mean: sum, sum_sq, pre_sum, pre_sum_sq, post_pre_sum
+  EXPECT_EQ(a.variants.at(1).metrics[0], (std::vector<double>{10, 100, 1, 1, 10}));
+  EXPECT_EQ(a.variants.at(1).metrics[1], (std::vector<double>{1}));
+  EXPECT_EQ(a.quantiles.at({1, 1}), (std::vector<double>{10}));
+
+  EventRow del;  // a delete carries only the key
+  del.key = 1;
+  del.version = 6;
+  del.deleted = true;
+  s.ApplyEvent(del);
+  s.ApplyEvent(Buy(1, 5, 100, 10, kH));  // the copy again, after the delete: still gone
+  EventRow unknown = del;                // a delete of a key never seen, then an older copy
+  unknown.key = 3;
+  s.ApplyEvent(unknown);
+  s.ApplyEvent(Buy(3, 5, 100, 50, kH));
+  s.Settle();
+  a = s.Gather(0.05);
+  EXPECT_EQ(a.variants.at(1).metrics[0], (std::vector<double>{0, 0, 1, 1, 0}));
+  EXPECT_EQ(a.variants.at(1).metrics[1], (std::vector<double>{0}));
+  EXPECT_EQ(a.quantiles.count({1, 1}), 0u);
+}
+
+TEST(StateTest, ExposuresMoveContributions) {
+  ExperimentState s(StateQuery());
+  // Events before the exposure arrives count once it does.
+  s.ApplyEvent(Buy(1, 5, 100, 10, kH));
+  s.ApplyEvent(Buy(2, 5, 100, 30, 100 * kH));  // outside p50's 48 h window, in the mean
+  s.Settle();
+  EXPECT_EQ(s.Gather(0.05).variants.at(1).users, 0);
+  s.ApplyExposure({100, 1, false, 1, 0});
+  s.Settle();
+  Aggregates a = s.Gather(0.05);
+  EXPECT_EQ(a.variants.at(1).metrics[0][0], 40);
+  EXPECT_EQ(a.quantiles.at({1, 1}), (std::vector<double>{10}));
+  // Another variant (a newer version): everything moves; an older one changes nothing.
+  s.ApplyExposure({100, 3, false, 2, 0});
+  s.ApplyExposure({100, 2, false, 1, 0});
+  s.Settle();
+  a = s.Gather(0.05);
+  EXPECT_EQ(a.variants.at(1).users, 0);
+  EXPECT_EQ(a.variants.at(1).metrics[0][0], 0);
+  EXPECT_EQ(a.quantiles.count({1, 1}), 0u);
+  EXPECT_EQ(a.variants.at(2).metrics[0][0], 40);
+  EXPECT_EQ(a.quantiles.at({1, 2}), (std::vector<double>{10}));
+  // An update moves an event to another user; then the exposure is deleted.
+  s.ApplyExposure({200, 1, false, 2, 0});
+  EventRow moved = Buy(1, 6, 200, 20, kH);
+  s.ApplyEvent(moved);
+  s.Settle();
+  a = s.Gather(0.05);
+  EXPECT_EQ(a.variants.at(2).users, 2);
+  EXPECT_EQ(a.variants.at(2).metrics[0][0], 50);
+  EXPECT_EQ(a.variants.at(2).metrics[0][1], 20 * 20 + 30 * 30);
+  EXPECT_EQ(a.quantiles.at({1, 2}), (std::vector<double>{20}));
+  s.ApplyExposure({200, 2, true, 0, 0});
+  s.Settle();
+  a = s.Gather(0.05);
+  EXPECT_EQ(a.variants.at(2).users, 1);
+  EXPECT_EQ(a.variants.at(2).metrics[0][0], 30);
+  EXPECT_EQ(a.quantiles.count({1, 2}), 0u);
+}
+
+TEST(StateTest, QuantileLevelsFollowTheSampleSize) {
+  ExperimentState s(StateQuery());
+  for (uint64_t u = 1; u <= 400; ++u) {
+    s.ApplyExposure({u, 1, false, 1, 0});
+    s.ApplyEvent(Buy(u, 1, u, static_cast<double>(u), kH));
+  }
+  s.Settle();
+  Aggregates a = s.Gather(0.05);
+  auto levels = stats::LevelsForQuantile(0.5, 400, 0.05);
+  ASSERT_TRUE(levels.ok());
+  // Values 1..400: rank floor(level * n) holds the value rank + 1.
+  auto at = [](double level) { return std::floor(level * 400) + 1; };
+  EXPECT_EQ(a.quantiles.at({1, 1}),
+            (std::vector<double>{at(levels->lower), at(levels->p), at(levels->upper)}));
+  EXPECT_EQ(a.variants.at(1).metrics[1][0], 400);
+  // A changed value and a deleted event move the order statistics.
+  s.ApplyEvent(Buy(1, 2, 1, 1000, kH));
+  EventRow del;
+  del.key = 400;
+  del.version = 2;
+  del.deleted = true;
+  s.ApplyEvent(del);
+  s.Settle();
+  a = s.Gather(0.05);
+  EXPECT_EQ(a.variants.at(1).metrics[1][0], 399);  // 1 replaced by 1000, 400 gone
+  std::vector<double> values;
+  for (int v = 2; v <= 399; ++v) values.push_back(v);
+  values.push_back(1000);
+  levels = stats::LevelsForQuantile(0.5, 399, 0.05);
+  auto pick = [&](double level) { return values[static_cast<size_t>(level * 399)]; };
+  EXPECT_EQ(a.quantiles.at({1, 1}),
+            (std::vector<double>{pick(levels->lower), pick(levels->p), pick(levels->upper)}));
+}
+
+TEST(StateTest, ServesTheSameDefinitionOnly) {
+  ExperimentState s(StateQuery());
+  ExperimentQuery q = StateQuery();
+  q.alpha = 0.1;
+  EXPECT_TRUE(s.Serves(q));
+  q.metrics[0].window_hours = 24;
+  EXPECT_FALSE(s.Serves(q));
+  q = StateQuery();
+  q.cuped_pre_window_hours = 0;
+  EXPECT_FALSE(s.Serves(q));
 }
 
 }  // namespace

@@ -51,6 +51,10 @@ std::vector<std::string> MetricColumns(const MetricQuery& metric, bool cuped);
 // True when the metric kind takes CUPED data (conversion, mean, count).
 bool CupedApplies(stats::MetricKind kind);
 
+// The newest _source_ts_ms over the experiment's rows in experiments, variants, assignments
+// and events (0 when there are none): a scalar SQL expression.
+std::string FreshnessSql(int64_t experiment_id);
+
 // The subquery of exposures: uh (cityHash64 of user_id), v (variant id), exposed_us
 // (assigned_at_us), from the
 // deduplicated assignments of the experiment.
