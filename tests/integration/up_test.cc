@@ -69,6 +69,31 @@ TEST_F(UpTest, OneCommandRunsThePipelineAndStopsCleanly) {
                                                   "splitstream up: dashboard    http://" +
                                                       http_addr_ + "/#token=" + admin}));
   EXPECT_EQ(with_client, std::vector<std::string>{"splitstream up: client token " + client});
+
+  // Started again, serve prepares the results of the running experiment at once (the state of
+  // libs/results, from the rows the sink wrote with their _batch), and they count every user
+  // the experiment assigned.
+  log_ += ".again";
+  StartUp();
+  const std::string admin_again = AwaitPrinted("admin token");
+  ASSERT_EQ(admin_again.size(), 32u);
+  std::string ready;
+  for (int i = 0; i < 600 && ready.empty() && up_->Running(); ++i) {
+    const std::string again = ReadFile(log_);
+    size_t at = again.find("results: up-checkout ready (");
+    if (at != std::string::npos) ready = again.substr(at, again.find('\n', at) - at);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(ready.substr(0, ready.find(" in ")),
+            fmt::format("results: up-checkout ready ({} users)", assignments));
+  ASSERT_EQ(RunCommand(fmt::format("curl -fsS -o {}.results -H 'Authorization: Bearer {}' "
+                                   "http://{}/v1/experiments/up-checkout/results",
+                                   log_, admin_again, http_addr_)),
+            0);
+  const std::string body = ReadFile(log_ + ".results");
+  EXPECT_NE(body.find("\"experiment\":\"up-checkout\""), std::string::npos) << body;
+  up_->Signal(SIGTERM);
+  EXPECT_EQ(up_->Wait(seconds(90)).value_or(-1), 0);
 }
 
 TEST_F(UpTest, AChildThatDiesStopsEverythingWithAnErrorNamingIt) {
