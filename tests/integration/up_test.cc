@@ -118,6 +118,12 @@ TEST_F(UpTest, TheSameSignalAgainStopsAtOnceAnotherOneDoesNot) {
   const pid_t sink_pid = ChildPid("sink");
   ASSERT_GT(sink_pid, 1) << "no sink pid printed";
   ASSERT_FALSE(AwaitPrinted("running;").empty());
+  // Only once the children handle signals (a child signalled before would die at once, the
+  // stopped sink too): the sink logs this after, the others earlier in their start.
+  for (int i = 0; i < 600 && ReadFile(log_).find("sink: metrics on") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(ReadFile(log_).find("sink: metrics on"), std::string::npos) << "the sink never started";
   // A sink that does not answer: its graceful stop would last the whole 30 s grace period.
   ASSERT_EQ(kill(sink_pid, SIGSTOP), 0);
   up_->Signal(SIGINT);
