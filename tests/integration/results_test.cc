@@ -602,6 +602,32 @@ TEST_P(ResultsTest, IncrementalStateMatchesTheQueryThroughChanges) {
   }
 }
 
+// A state that would not fit in max_state_bytes is not built: the query answers, with the
+// same figures.
+TEST_P(ResultsTest, AStateTooLargeForItsMemoryLeavesItToTheQuery) {
+  Rows rows;
+  Populate(rows);
+  ASSERT_NO_FATAL_FAILURE(Insert(rows));
+  const experiments::Experiment e = Definition({Metric("checkout", "purchase", "conversion")});
+  EngineOptions eo;
+  eo.cuped_pre_window_hours = 0;  // as Engine()
+  eo.max_state_bytes = 64 << 10;  // the 2 000 users and their events need about 1 MB
+  auto small = ResultsEngine::Create(options_, eo);
+  ASSERT_TRUE(small.ok());
+  auto r = (*small)->Compute(e);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->source.starts_with("query (its state would take about")) << r->source;
+  EXPECT_EQ((*small)->state_stats().experiments, 0u);
+  auto engine = Engine();
+  ASSERT_TRUE(engine);
+  auto from_state = engine->Compute(e);
+  ASSERT_TRUE(from_state.ok()) << from_state.status().ToString();
+  EXPECT_EQ(from_state->source, "state built");
+  EXPECT_EQ(engine->state_stats().experiments, 1u);
+  r->computed_at_us = from_state->computed_at_us = 0;
+  EXPECT_EQ(RenderJson(*r), RenderJson(*from_state));
+}
+
 TEST_P(ResultsTest, EmptyExperimentAndMissingTables) {
   auto engine = Engine(24);
   ASSERT_TRUE(engine);

@@ -178,7 +178,7 @@ Result<Aggregates> ResultsEngine::FromState(const ExperimentQuery& q, Experiment
     it = live_.end();
   }
   if (it == live_.end()) {
-    live_.push_front(std::make_unique<LiveExperiment>(q));
+    live_.push_front(std::make_unique<LiveExperiment>(q, options_.max_state_bytes));
     while (live_.size() > options_.cached_experiments) live_.pop_back();
   } else {
     live_.splice(live_.begin(), live_, it);
@@ -188,6 +188,12 @@ Result<Aggregates> ResultsEngine::FromState(const ExperimentQuery& q, Experiment
   if (!st.ok()) {
     live_.pop_front();
     return st;
+  }
+  size_t total = 0;
+  for (const auto& l : live_) total += l->state().bytes();
+  while (live_.size() > 1 && total > options_.max_state_bytes) {
+    total -= live_.back()->state().bytes();
+    live_.pop_back();
   }
   out->source = live.rebuilt() ? "state built" : "state refreshed";
   Aggregates agg = live.state().Gather(q.alpha);
@@ -254,15 +260,17 @@ Result<ExperimentResults> ResultsEngine::Compute(const experiments::Experiment& 
 
   std::unique_lock lock(mu_);
   auto start = std::chrono::steady_clock::now();
-  Result<Aggregates> gathered = Status::FailedPrecondition("incremental results are off");
+  Result<Aggregates> gathered = Status::FailedPrecondition("");
   if (options_.incremental && options_.cached_experiments > 0) {
     gathered = FromState(q, &out);
   }
   if (!gathered.ok()) {
     if (gathered.status().code() != StatusCode::kFailedPrecondition) return gathered.status();
+    // Incremental results off, or not for this experiment (the reason in `source`).
+    const std::string why(gathered.status().message());
     gathered = FromQuery(q, main_sql, &out);
     if (!gathered.ok()) return gathered.status();
-    out.source = "query";
+    out.source = why.empty() ? "query" : "query (" + why + ")";
   }
   out.query_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

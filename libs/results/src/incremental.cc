@@ -188,6 +188,16 @@ Status LiveExperiment::Build(clickhouse::Client& client, int* round_trips) {
         },
         "read the marked batches", round_trips));
   }
+  // What a state takes, measured on the benchmark's experiment (docs/benchmarks.md): about
+  // 127 bytes per event row with its users and quantile values; counted here per row of
+  // every version, so an estimate from above.
+  const uint64_t need = counts[1] * 128 + counts[0] * 160;
+  if (need > max_bytes_) {
+    return Status::FailedPrecondition(
+        fmt::format("its state would take about {} MB ({} event rows), more than the {} MB "
+                    "allowed (EngineOptions::max_state_bytes)",
+                    need >> 20, counts[1], max_bytes_ >> 20));
+  }
   state_ = ExperimentState(state_.query());
   state_.Reserve(counts[1], counts[0]);
   // Exposures first, so that most events find their user exposed and add to it at once.

@@ -19,12 +19,14 @@ namespace splitstream::results {
 
 class LiveExperiment {
  public:
-  explicit LiveExperiment(const ExperimentQuery& q) : state_(q) {}
+  // `max_bytes`: a build that would need more (estimated from the experiment's row counts
+  // before reading them) is refused.
+  LiveExperiment(const ExperimentQuery& q, size_t max_bytes) : state_(q), max_bytes_(max_bytes) {}
 
   // Brings the state up to date. FailedPrecondition when `assignments` or `events` has no
-  // `_batch` column (tables of an older sink: the caller computes without a state); other
-  // errors are ClickHouse's. After an error the state is unusable: drop it. `round_trips` is
-  // incremented per query.
+  // `_batch` column (tables of an older sink), or when the state would need more than
+  // `max_bytes`: the caller computes without a state; other errors are ClickHouse's. After an
+  // error the state is unusable: drop it. `round_trips` is incremented per query.
   Status Update(clickhouse::Client& client, int* round_trips);
 
   ExperimentState& state() { return state_; }
@@ -47,6 +49,7 @@ class LiveExperiment {
   Status ReadNew(clickhouse::Client& client, int* round_trips);
 
   ExperimentState state_;
+  size_t max_bytes_;
   bool built_ = false;
   bool rebuilt_ = false;
   uint64_t truncated_[2] = {0, 0};  // the tables' latest _truncations version when built

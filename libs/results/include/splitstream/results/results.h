@@ -46,6 +46,9 @@ struct EngineOptions {
   // query. Tables without the sink's `_batch` column are computed with the query.
   bool incremental = true;
   size_t cached_experiments = 4;
+  // Memory for the states together: an experiment whose state would not fit alone is
+  // computed with the query; others are dropped, least recently used first, to make room.
+  size_t max_state_bytes = size_t{4} << 30;
   Clock* clock = nullptr;  // for the data age; nullptr: Clock::System()
 };
 
@@ -79,8 +82,10 @@ struct ExperimentResults {
   int64_t computed_at_us = 0;  // wall clock when computed
   int round_trips = 0;         // ClickHouse queries run
   double query_seconds = 0;    // time spent in them (and in updating the state)
-  // How the figures were computed: "query" (the main query), "state built" (the incremental
-  // state read whole) or "state refreshed" (only the rows written since the last request).
+  // How the figures were computed: "query" (the main query; "query (REASON)" when the
+  // incremental state could not serve: tables without _batch, a state larger than
+  // max_state_bytes), "state built" (the incremental state read whole) or "state refreshed"
+  // (only the rows written since the last request).
   std::string source;
 };
 
