@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <charconv>
 #include <string>
 #include <vector>
 
@@ -31,12 +31,12 @@ std::string NewBatches(const std::map<uint64_t, uint64_t>& marks) {
 }
 
 Result<uint64_t> ParseUInt(const std::string& text, std::string_view what) {
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || end != text.c_str() + text.size()) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
     return Status::Internal(fmt::format("ClickHouse returned \"{}\" for {}", text, what));
   }
-  return static_cast<uint64_t>(v);
+  return v;
 }
 
 // Runs a query whose answer is rows of `width` unsigned integers.
@@ -270,8 +270,9 @@ Status LiveExperiment::ReadNew(clickhouse::Client& client, int* round_trips) {
         if (!ReadEvent(in, &o.row, &o.batch)) return false;
         note(1, o.batch);
         auto mark = marks_[1].find(o.batch >> 32);
-        if (mark != marks_[1].end() && mark->second == o.batch &&
-            at_marks_[o.batch >> 32].contains({o.row.key, o.row.version})) {
+        auto seen_rows = at_marks_.find(o.batch >> 32);
+        if (mark != marks_[1].end() && mark->second == o.batch && seen_rows != at_marks_.end() &&
+            seen_rows->second.contains({o.row.key, o.row.version})) {
           return true;  // read before
         }
         o.type = o.row.event_type;

@@ -10,12 +10,6 @@ namespace {
 
 constexpr int64_t kMicrosPerHour = int64_t{3600} * 1000 * 1000;
 
-bool SameMetric(const MetricQuery& a, const MetricQuery& b) {
-  return a.key == b.key && a.event_type == b.event_type && a.kind == b.kind &&
-         a.denominator_event_type == b.denominator_event_type && a.quantile == b.quantile &&
-         a.window_hours == b.window_hours;
-}
-
 // Merges `adds` into the sorted `sorted` and takes `removes` out (multisets; a value to remove
 // that is not there is ignored).
 void MergeValues(std::vector<double>& sorted, std::vector<double>& adds,
@@ -120,15 +114,8 @@ ExperimentState::ExperimentState(ExperimentQuery q) : q_(std::move(q)) {
 }
 
 bool ExperimentState::Serves(const ExperimentQuery& q) const {
-  if (q.experiment_id != q_.experiment_id || q.variant_ids != q_.variant_ids ||
-      q.cuped_pre_window_hours != q_.cuped_pre_window_hours ||
-      q.metrics.size() != q_.metrics.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < q.metrics.size(); ++i) {
-    if (!SameMetric(q.metrics[i], q_.metrics[i])) return false;
-  }
-  return true;
+  return q.experiment_id == q_.experiment_id && q.variant_ids == q_.variant_ids &&
+         q.cuped_pre_window_hours == q_.cuped_pre_window_hours && q.metrics == q_.metrics;
 }
 
 void ExperimentState::Reserve(size_t events, size_t users) {

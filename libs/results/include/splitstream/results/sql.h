@@ -26,6 +26,8 @@ struct MetricQuery {
   std::string denominator_event_type;   // kRatio only
   double quantile = 0.5;                // kQuantile only
   std::optional<int64_t> window_hours;  // window after exposure; none: no end
+
+  bool operator==(const MetricQuery&) const = default;
 };
 
 enum class Dedup { kFinal, kArgMax };
