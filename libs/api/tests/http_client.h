@@ -2,6 +2,8 @@
 // tests of the server and the integration tests.
 #pragma once
 
+#include <poll.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -59,6 +61,13 @@ class Client {
     char c;
     stream_.socket().read_some(net::buffer(&c, 1), ec);
     return ec == net::error::eof || ec == net::error::connection_reset;
+  }
+
+  // As ClosedByServer, but false when nothing arrives within `wait` instead of blocking.
+  bool ClosedByServerWithin(std::chrono::milliseconds wait) {
+    pollfd p{stream_.socket().native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return false;
+    return ClosedByServer();
   }
 
  private:

@@ -32,12 +32,14 @@ class Client : public testing::Client {
 class ServerTest : public ::testing::Test {
  protected:
   void StartServer(size_t max_body = 8 << 20,
-                   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10)) {
+                   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10),
+                   std::chrono::milliseconds read_timeout = std::chrono::seconds(60)) {
     ServerOptions opts;
     opts.port = 0;
     opts.threads = 2;
     opts.max_body_bytes = max_body;
     opts.shutdown_grace = shutdown_grace;
+    opts.read_timeout = read_timeout;
     opts.admin_token = std::string(kAdmin);
     opts.client_token = std::string(kClient);
     Result<std::unique_ptr<Server>> s = Server::Start(opts, &service_, nullptr);
@@ -68,6 +70,11 @@ TEST_F(ServerTest, StartRejectsBadOptions) {
   opts.port = 0;
   opts.max_body_bytes = 0;
   EXPECT_FALSE(Server::Start(opts, &service_, nullptr).ok());
+  opts.max_body_bytes = 1024;
+  opts.read_timeout = std::chrono::milliseconds(0);
+  s = Server::Start(opts, &service_, nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().field(), "read_timeout");
   EXPECT_FALSE(Server::Start(ServerOptions{}, nullptr, nullptr).ok());
 }
 
@@ -151,6 +158,25 @@ TEST_F(ServerTest, HugeHeadersAreRejected) {
   Client c(server_->port());
   c.WriteRaw("GET /healthz HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
   EXPECT_EQ(c.Read().result_int(), 413);
+}
+
+TEST_F(ServerTest, IdleAndStalledConnectionsAreClosedAfterTheReadTimeout) {
+  StartServer(8 << 20, std::chrono::seconds(10), std::chrono::milliseconds(500));
+  Client idle(server_->port());  // answered, then idle on a keep-alive connection
+  EXPECT_EQ(idle.Send(http::verb::get, "/healthz", "", "").result_int(), 200);
+  Client stalled(server_->port());  // half a request, never finished
+  stalled.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+  Client busy(server_->port());  // kept busy: each request renews its deadline
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    ASSERT_EQ(busy.Send(http::verb::get, "/healthz", "", "").result_int(), 200) << i;
+  }
+  // 1.5 s later: the others' deadline (0.5 s) and a sweep (every second) have passed.
+  EXPECT_TRUE(idle.ClosedByServerWithin(std::chrono::seconds(2)));
+  EXPECT_TRUE(stalled.ClosedByServerWithin(std::chrono::seconds(2)));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_EQ(busy.Send(http::verb::get, "/healthz", "", "").result_int(), 200);
 }
 
 TEST_F(ServerTest, AuthOverTheWire) {

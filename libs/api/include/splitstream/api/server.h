@@ -47,8 +47,11 @@ struct ServerOptions {
   uint16_t port = 8080;             // 0 = ephemeral; see Server::port()
   int threads = 0;                  // worker threads; 0 = hardware threads
   size_t max_body_bytes = 8 << 20;  // larger bodies get 413 and the connection is closed
-  std::string admin_token;          // Bearer token for every route; empty = none accepted
-  std::string client_token;         // Bearer token for assign, user assignments, events
+  // How long a request may take to arrive, and how long a keep-alive connection may stay idle,
+  // before the connection is closed (checked once a second).
+  std::chrono::milliseconds read_timeout{60000};
+  std::string admin_token;   // Bearer token for every route; empty = none accepted
+  std::string client_token;  // Bearer token for assign, user assignments, events
   // Borrowed, must outlive the server; null: the results route answers 503 "results need
   // ClickHouse".
   ResultsProvider* results = nullptr;
