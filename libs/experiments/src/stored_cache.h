@@ -3,8 +3,14 @@
 // is answered without a round trip to PostgreSQL. Only assignments read back from a
 // committed statement are put here, so an answer from the cache is durable too.
 //
+// Every new user is put here, so Put is on the hot path of new-user assignment as much as
+// Find is on the returning user's: the shards are open-addressing tables (Abseil's
+// flat_hash_map), and a lookup builds its key in a reused per-thread buffer, not a new string.
+//
 // Eviction is coarse: a shard that reaches its share of the capacity is emptied. Thread-safe.
 #pragma once
+
+#include <absl/container/flat_hash_map.h>
 
 #include <array>
 #include <atomic>
@@ -13,7 +19,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 namespace splitstream::experiments::internal {
 
@@ -31,15 +36,18 @@ class StoredAssignmentCache {
   void Put(int64_t experiment_id, std::string_view user_id, Entry entry);
 
   uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  // Entries held now (for tests).
+  size_t size() const;
 
  private:
   static constexpr size_t kShards = 64;
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<std::string, Entry> map;  // guarded by mu
+    absl::flat_hash_map<std::string, Entry> map;  // guarded by mu
   };
-  static std::string Key(int64_t experiment_id, std::string_view user_id);
-  Shard& ShardFor(const std::string& key) const;
+  // The key: the experiment id's 8 bytes, then the user id; valid until this thread's next call.
+  static std::string_view Key(int64_t experiment_id, std::string_view user_id);
+  Shard& ShardFor(std::string_view key) const;
 
   const size_t per_shard_;
   mutable std::array<Shard, kShards> shards_;
