@@ -17,21 +17,20 @@ namespace {
 // conflict check goes through the primary key's unique index whatever the plan, so the
 // cached generic plan cannot go stale as `assignments` grows (a join to `assignments` here
 // was once planned as a hash of the whole table while it was empty, and kept).
-// - Inputs with a NULL variant are lookups only and are not inserted.
-// - DISTINCT ON keeps one row per (experiment, user) so duplicates within a batch insert once.
+// - Only new assignments are sent, each (experiment, user) once: Write() leaves out lookups
+//   (no variant) and repeats within the batch, which then share the first one's outcome. So
+//   the statement needs no DISTINCT ON and its sort.
+// - Every row of the statement is stored with the same assigned_at, the transaction's
+//   now(), so it is converted to microseconds once (an InitPlan), not per row.
 // - Rows that already existed (ON CONFLICT skipped them) and lookups are read back with
 //   kRereadSql, planned afresh each time (it is rare: returning users are answered from the
 //   cache of stored assignments).
 constexpr std::string_view kAssignSql = R"sql(
-INSERT INTO assignments (experiment_id, user_id, variant_id)
-SELECT DISTINCT ON (experiment_id, user_id) experiment_id, user_id, variant_id
-FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY
-  AS t(experiment_id, user_id, variant_id, ord)
-WHERE variant_id IS NOT NULL
-ORDER BY experiment_id, user_id, ord
+INSERT INTO assignments (experiment_id, user_id, variant_id, assigned_at)
+SELECT experiment_id, user_id, variant_id, now()
+FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS t(experiment_id, user_id, variant_id)
 ON CONFLICT (experiment_id, user_id) DO NOTHING
-RETURNING experiment_id, user_id, variant_id,
-          (extract(epoch FROM assigned_at) * 1000000)::bigint)sql";
+RETURNING experiment_id, user_id, (SELECT (extract(epoch FROM now()) * 1000000)::bigint))sql";
 
 constexpr std::string_view kRereadSql = R"sql(
 SELECT t.ord, a.variant_id, (extract(epoch FROM a.assigned_at) * 1000000)::bigint
@@ -55,40 +54,58 @@ void Deliver(PendingAssign& p, Result<Assignment> result) {
 }
 
 Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<PendingAssign>& batch) {
-  std::vector<pg::Param> exp_ids, user_ids, variant_ids;
+  // The batch's keys, (experiment id, user id) in the text forms the statement returns.
+  std::vector<pg::Param> exp_ids, user_ids;
   exp_ids.reserve(batch.size());
   user_ids.reserve(batch.size());
-  variant_ids.reserve(batch.size());
   for (const PendingAssign& p : batch) {
     exp_ids.emplace_back(std::to_string(p.def->experiment.id.value()));
     user_ids.emplace_back(p.user_id);
-    if (p.variant) {
-      variant_ids.emplace_back(std::to_string(p.def->experiment.variants[*p.variant].id.value()));
-    } else {
-      variant_ids.emplace_back(std::nullopt);
-    }
   }
-  SPLITSTREAM_ASSIGN_OR_RETURN(
-      auto rows, conn.ExecPrepared("splitstream_assign", kAssignSql,
-                                   {pg::ArrayLiteral(exp_ids), pg::ArrayLiteral(user_ids),
-                                    pg::ArrayLiteral(variant_ids)}));
-  // Inserted rows by (experiment id, user id), the text forms the batch was built from.
-  std::unordered_map<std::string, size_t> inserted;
-  inserted.reserve(rows.size());
-  for (size_t r = 0; r < rows.size(); ++r) {
-    inserted.emplace(std::string(rows.text(r, 0)) + '\x1f' + std::string(rows.text(r, 1)), r);
+  auto key = [](std::string_view experiment, std::string_view user) {
+    std::string k;
+    k.reserve(experiment.size() + 1 + user.size());
+    k.append(experiment).append(1, '\x1f').append(user);
+    return k;
+  };
+  // New assignments to insert: each key once, the first request with a variant wins.
+  std::vector<pg::Param> new_exp, new_user, new_variant;
+  std::unordered_map<std::string, size_t> sent;
+  sent.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const PendingAssign& p = batch[i];
+    if (!p.variant || !sent.emplace(key(*exp_ids[i], *user_ids[i]), i).second) continue;
+    new_exp.push_back(exp_ids[i]);
+    new_user.push_back(user_ids[i]);
+    new_variant.emplace_back(std::to_string(p.def->experiment.variants[*p.variant].id.value()));
+  }
+  // Inserted rows by key.
+  std::unordered_map<std::string, int64_t> inserted;  // key -> assigned_at_us
+  if (!new_exp.empty()) {
+    SPLITSTREAM_ASSIGN_OR_RETURN(
+        auto rows, conn.ExecPrepared("splitstream_assign", kAssignSql,
+                                     {pg::ArrayLiteral(new_exp), pg::ArrayLiteral(new_user),
+                                      pg::ArrayLiteral(new_variant)}));
+    inserted.reserve(rows.size());
+    for (size_t r = 0; r < rows.size(); ++r) {
+      SPLITSTREAM_ASSIGN_OR_RETURN(int64_t at, ParseInt64(rows.text(r, 2)));
+      inserted.emplace(key(rows.text(r, 0), rows.text(r, 1)), at);
+    }
   }
   std::vector<Outcome> out(batch.size());
   std::vector<size_t> missing;
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto it = inserted.find(*exp_ids[i] + '\x1f' + *user_ids[i]);
+    const std::string k = key(*exp_ids[i], *user_ids[i]);
+    auto it = inserted.find(k);
     if (it == inserted.end()) {
       missing.push_back(i);
       continue;
     }
+    // Stored by this statement, with the variant of the request that was sent for this key.
+    const PendingAssign& first = batch[sent.at(k)];
     Outcome& o = out[i];
-    SPLITSTREAM_ASSIGN_OR_RETURN(o.variant_id, ParseOptionalInt64(rows.at(it->second, 2)));
-    SPLITSTREAM_ASSIGN_OR_RETURN(o.assigned_at_us, ParseInt64(rows.text(it->second, 3)));
+    o.variant_id = first.def->experiment.variants[*first.variant].id.value();
+    o.assigned_at_us = it->second;
     o.inserted = true;
   }
   if (!missing.empty()) {

@@ -422,6 +422,75 @@ TEST_F(ServiceTest, ConcurrentAssignsAreBatchedAndDurable) {
   }
 }
 
+TEST_F(ServiceTest, OneBatchWithRepeatsANewUserAndAStoredOne) {
+  // One batcher thread and no cache of stored assignments, so every request below goes
+  // through the batcher.
+  service_.reset();
+  auto created = Service::Create(pool_.get(), {db_->dsn(), 512, 1, nullptr, 0});
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  service_ = std::move(created).value();
+  MustCreateRunning(Spec("mix"));
+  auto old = AssignSync(*service_, "mix", "old");
+  ASSERT_TRUE(old.ok() && old->in_experiment);
+  const ServiceStats before = service_->stats();
+
+  // With every pooled connection held, the batcher waits with "first", and the rest collect
+  // into the next batch: "dup" three times, "new", and "old", stored before.
+  std::vector<pg::Pool::Lease> held;
+  for (int i = 0; i < pool_->size(); ++i) {
+    auto lease = pool_->Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    held.push_back(std::move(lease).value());
+  }
+  auto submit = [&](const std::string& user) {
+    auto promise = std::make_shared<std::promise<Result<Assignment>>>();
+    auto future = promise->get_future();
+    service_->Assign({user, "mix"},
+                     [promise](Result<Assignment> r) { promise->set_value(std::move(r)); });
+    return future;
+  };
+  auto first = submit("first");
+  std::this_thread::sleep_for(milliseconds(200));  // the batcher takes "first" and waits
+  std::vector<std::future<Result<Assignment>>> rest;
+  for (const char* user : {"dup", "new", "dup", "old", "dup"}) rest.push_back(submit(user));
+  held.clear();  // back to the pool
+
+  ASSERT_TRUE(first.get().ok());
+  std::vector<Assignment> got;
+  for (auto& f : rest) {
+    Result<Assignment> r = f.get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(r->in_experiment);
+    got.push_back(*r);
+  }
+  EXPECT_EQ(service_->stats().assign_batches - before.assign_batches, 2u);
+  // The repeats share one stored row and are all answered as assigned by this batch.
+  for (size_t i : {0u, 2u, 4u}) {
+    EXPECT_EQ(got[i].reason, "assigned") << i;
+    EXPECT_FALSE(got[i].stored) << i;
+    EXPECT_EQ(got[i].variant, got[0].variant) << i;
+    EXPECT_EQ(got[i].assigned_at_us, got[0].assigned_at_us) << i;
+  }
+  EXPECT_EQ(got[1].reason, "assigned");
+  EXPECT_EQ(got[1].assigned_at_us, got[0].assigned_at_us);  // one statement, one now()
+  EXPECT_EQ(got[3].reason, "stored");
+  EXPECT_TRUE(got[3].stored);
+  EXPECT_EQ(got[3].variant, old->variant);
+  EXPECT_EQ(got[3].assigned_at_us, old->assigned_at_us);
+  // What was answered is what is stored.
+  EXPECT_EQ(Count("SELECT count(*) FROM assignments"), 4);
+  for (size_t i : {0u, 1u}) {
+    EXPECT_EQ(Count("SELECT (extract(epoch FROM assigned_at) * 1000000)::bigint FROM assignments "
+                    "WHERE user_id = $1",
+                    {got[i].user_id}),
+              got[i].assigned_at_us);
+    EXPECT_EQ(Count("SELECT count(*) FROM assignments a JOIN variants v ON v.id = a.variant_id "
+                    "WHERE a.user_id = $1 AND v.key = $2",
+                    {got[i].user_id, got[i].variant}),
+              1);
+  }
+}
+
 TEST_F(ServiceTest, ShutdownDrainsPendingAssignments) {
   MustCreateRunning(Spec("drain"));
   std::atomic<int> ok{0};
