@@ -2,8 +2,8 @@
 # Integration test of scripts/stack: a throwaway stack on free ports in a temporary directory.
 # Checks that every server answers (PostgreSQL with wal_level=logical and the splitstream
 # database, ClickHouse over HTTP and native TCP, Kafka by producing and consuming a message on
-# an auto-created topic), that a second `up` leaves the running servers alone, and that `down`
-# stops exactly the recorded processes.
+# an auto-created topic), that a second `up` leaves the running servers alone, that `down`
+# stops exactly the recorded processes, and that `up --only postgres` starts that one alone.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -88,5 +88,18 @@ done <<<"$before"
 rc=0
 "$STACK" status --dir "$dir" || rc=$?
 [[ $rc == 3 ]] || fail "status after down exited $rc, expected 3"
+
+step "up --only postgres starts PostgreSQL alone"
+"$STACK" up --free-ports --only postgres --dir "$dir" || fail "up --only postgres failed"
+running=$(pids_of | cut -d' ' -f1 || true)  # status exits 3: not all servers run
+[[ $running == postgres ]] || fail "expected postgres alone to run, got: $running"
+eval "$("$STACK" env --dir "$dir")"
+[[ $(psql "$SPLITSTREAM_PG_DSN" -X -tAc 'select 1') == 1 ]] || fail "psql select 1 after --only"
+if out=$("$STACK" up --only mysql --dir "$dir" 2>&1); then fail "up --only mysql succeeded"; fi
+[[ $out == *"--only takes postgres, clickhouse or kafka, not 'mysql'"* ]] ||
+  fail "unexpected message for --only mysql: $out"
+"$STACK" down --dir "$dir" || fail "down after --only failed"
+running=$(pids_of || true)
+[[ -z $running ]] || fail "servers still run after down: $running"
 
 echo "PASS: stack_test"
