@@ -187,8 +187,8 @@ void Router::Handle(HttpRequest request, Responder done) const {
       Result<experiments::AssignRequest> req = ParseAssignRequest(request.body);
       if (!req.ok()) return once(Error(req.status(), match.route));
       answered = true;
-      // Runs on the batcher thread (or right here for immediate answers): it captures only
-      // the responder, never the Router, which may be gone by then.
+      // Runs on the batcher's answering thread (or right here for immediate answers): it captures
+      // only the responder, never the Router, which may be gone by then.
       service_->Assign(std::move(*req), [done](Result<experiments::Assignment> result) {
         done(Reply(result, 200, Route::kAssign, [](const auto& a) { return AssignmentJson(a); }));
       });

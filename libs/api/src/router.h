@@ -7,7 +7,8 @@
 //
 // Threading: Handle() runs on a server worker. Every route but /v1/assign answers before
 // Handle() returns (the service call may block the worker briefly on a pooled connection);
-// /v1/assign answers from the service's batcher thread once the assignment is durable.
+// /v1/assign answers from a service thread (the batcher's answering thread) once the
+// assignment is durable.
 // The responder may therefore run on any thread and must be thread-safe; it is called
 // exactly once. Router itself is immutable after construction and thread-safe.
 #pragma once

@@ -7,11 +7,12 @@
 // to the next worker in turn; a connection's Session lives on that worker for good, so its
 // handlers never run concurrently and need no strand, and no handler moves between threads.
 // A request is read, handed to the Router, and the Router's answer is written back — inline
-// for routes that answer before Handle() returns; /v1/assign is answered from the service's
-// batcher thread. Such answers are coalesced per worker (ServerImpl::Deliver): the first of a
-// burst (a group-commit batch answers dozens of requests at once) posts one drain to the
-// worker, which then writes each answer: one wake-up per burst and worker, not per answer.
-// The next request on a keep-alive connection is read only after the response was written.
+// for routes that answer before Handle() returns; /v1/assign is answered from a service
+// thread (its batcher's answering thread). Such answers are coalesced per worker
+// (ServerImpl::Deliver): the first of a burst (a group-commit batch answers dozens of requests at
+// once) posts one drain to the worker, which then writes each answer: one wake-up per burst and
+// worker, not per answer. The next request on a keep-alive connection is read only after the
+// response was written.
 //
 // Timeouts: each Session keeps one deadline (reading a request, writing a response, draining
 // after an error; none while the service works on a request), and each worker's sweep closes

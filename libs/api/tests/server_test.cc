@@ -217,7 +217,7 @@ TEST_F(ServerTest, TheDashboardIsServedWithBrowserSecurityHeaders) {
   EXPECT_EQ(r["Content-Security-Policy"], "");
 }
 
-// A burst of answers from the batcher thread (one group commit answers many requests at
+// A burst of answers from the batcher's answering thread (one group commit answers many requests at
 // once) is delivered together, each to the connection that asked.
 TEST_F(ServerTest, ABurstOfAnswersFromTheBatcherReachesEachItsOwnConnection) {
   StartServer();

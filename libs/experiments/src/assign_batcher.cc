@@ -37,11 +37,7 @@ SELECT t.ord, a.variant_id, (extract(epoch FROM a.assigned_at) * 1000000)::bigin
 FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS t(experiment_id, user_id, ord)
 JOIN assignments a ON a.experiment_id = t.experiment_id AND a.user_id = t.user_id)sql";
 
-struct Outcome {
-  std::optional<int64_t> variant_id;
-  int64_t assigned_at_us = 0;
-  bool inserted = false;
-};
+using Outcome = AssignOutcome;
 
 void Deliver(PendingAssign& p, Result<Assignment> result) {
   try {
@@ -135,6 +131,7 @@ Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<Pendi
 AssignBatcher::AssignBatcher(pg::Pool* pool, int max_batch, int threads,
                              StoredAssignmentCache* stored)
     : pool_(pool), max_batch_(static_cast<size_t>(std::max(1, max_batch))), stored_(stored) {
+  answerer_ = std::thread([this] { Answer(); });
   for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Run(); });
 }
 
@@ -160,6 +157,12 @@ void AssignBatcher::Shutdown() {
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
+  {
+    std::lock_guard<std::mutex> lock(written_mu_);
+    writers_done_ = true;
+  }
+  written_cv_.notify_all();
+  if (answerer_.joinable()) answerer_.join();
   std::lock_guard<std::mutex> lock(mu_);
   threads_.clear();
 }
@@ -184,24 +187,50 @@ void AssignBatcher::Run() {
 void AssignBatcher::Process(std::vector<PendingAssign>& batch) {
   batches_.fetch_add(1);
   rows_.fetch_add(batch.size());
-  Result<std::vector<Outcome>> outcomes = Status::Internal("not run");
+  Written written;
   {
     auto lease = pool_->Acquire();
-    if (!lease.ok()) {
-      outcomes = lease.status();
+    Result<std::vector<Outcome>> outcomes =
+        lease.ok() ? Write(**lease, batch) : Result<std::vector<Outcome>>(lease.status());
+    if (outcomes.ok()) {
+      written.outcomes = std::move(outcomes).value();
     } else {
-      outcomes = Write(**lease, batch);
+      written.status = outcomes.status();
     }
-  }  // the connection returns to the pool before the callbacks run
-  if (!outcomes.ok()) {
-    Status st = outcomes.status().WithContext("store assignments");
+  }  // the connection returns to the pool before the answers
+  written.batch = std::move(batch);
+  {
+    std::lock_guard<std::mutex> lock(written_mu_);
+    written_.push_back(std::move(written));
+  }
+  written_cv_.notify_one();
+}
+
+void AssignBatcher::Answer() {
+  for (;;) {
+    Written written;
+    {
+      std::unique_lock<std::mutex> lock(written_mu_);
+      written_cv_.wait(lock, [&] { return writers_done_ || !written_.empty(); });
+      if (written_.empty()) return;  // the writers are done and everything is answered
+      written = std::move(written_.front());
+      written_.pop_front();
+    }
+    AnswerBatch(written);
+  }
+}
+
+void AssignBatcher::AnswerBatch(Written& written) {
+  std::vector<PendingAssign>& batch = written.batch;
+  if (!written.status.ok()) {
+    Status st = written.status.WithContext("store assignments");
     spdlog::warn("{}", st.ToString());
     for (PendingAssign& p : batch) Deliver(p, st);
     return;
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     PendingAssign& p = batch[i];
-    const Outcome& o = (*outcomes)[i];
+    const Outcome& o = written.outcomes[i];
     Assignment a;
     a.experiment = p.def->experiment.spec.key;
     a.user_id = p.user_id;

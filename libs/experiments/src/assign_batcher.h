@@ -2,9 +2,13 @@
 // up to `max_batch` queued requests and write them in ONE statement on a pooled connection,
 // so N concurrent assignments cost one round trip and one fsync instead of N (fsync is
 // ~180 µs here, see field-notes.md). While one batch is in flight the next accumulates.
+// A written batch goes to the answering thread, which runs its callbacks (answers are
+// rendered there) and fills the cache of stored assignments, while the batcher writes the
+// next batch at once.
 //
-// Thread safety: Submit may be called from any thread; callbacks run on batcher threads,
-// after the statement committed (the assignment is durable).
+// Thread safety: Submit may be called from any thread; callbacks run on the answering
+// thread, in the order the batches were written, after their statement committed (the
+// assignment is durable).
 #pragma once
 
 #include <atomic>
@@ -39,6 +43,13 @@ struct PendingAssign {
   std::function<void(Result<Assignment>)> done;
 };
 
+// What a batch statement found for one request.
+struct AssignOutcome {
+  std::optional<int64_t> variant_id;  // none: no stored assignment (lookups only)
+  int64_t assigned_at_us = 0;
+  bool inserted = false;  // stored by this batch
+};
+
 class AssignBatcher {
  public:
   // `stored` (may be null) receives every assignment read back from a committed batch.
@@ -48,15 +59,22 @@ class AssignBatcher {
   // False (and `p` untouched) once Shutdown has begun.
   bool Submit(PendingAssign& p);
 
-  // Stops accepting, writes everything queued, joins the threads. Idempotent.
+  // Stops accepting, writes and answers everything queued, joins the threads. Idempotent.
   void Shutdown();
 
   uint64_t batches() const { return batches_.load(); }
   uint64_t rows() const { return rows_.load(); }
 
  private:
+  struct Written {
+    std::vector<PendingAssign> batch;
+    Status status;                        // of the statement
+    std::vector<AssignOutcome> outcomes;  // one per request when status is ok
+  };
   void Run();
   void Process(std::vector<PendingAssign>& batch);
+  void Answer();  // the answering thread
+  void AnswerBatch(Written& written);
 
   pg::Pool* pool_;
   const size_t max_batch_;
@@ -66,6 +84,13 @@ class AssignBatcher {
   std::deque<PendingAssign> queue_;  // guarded by mu_
   bool stopping_ = false;            // guarded by mu_
   std::vector<std::thread> threads_;
+
+  std::mutex written_mu_;
+  std::condition_variable written_cv_;
+  std::deque<Written> written_;  // guarded by written_mu_
+  bool writers_done_ = false;    // guarded by written_mu_: no batch will be added
+  std::thread answerer_;
+
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> rows_{0};
 };
