@@ -182,8 +182,9 @@ experiments::MetricSpec Metric(std::string key, std::string type, std::string ki
   return m;
 }
 
-// 1000 users per arm; control converts for i % 10 == 0, treatment for i % 7 == 0; purchases
-// carry value (i % 13) + 1. Around them: rows that must not count.
+// 1000 users per arm of experiment `exp`; control converts for i % 10 == 0, treatment for
+// i % 7 == 0; purchases carry value (i % 13) + 1. Around them: rows that must not count.
+// Called again with the same `rows` for another experiment, it adds new event ids.
 struct Truth {
   std::map<int64_t, std::vector<double>> revenue;  // per-user sums, by variant
   std::map<int64_t, int64_t> conversions;
@@ -191,7 +192,7 @@ struct Truth {
   std::map<int64_t, std::vector<double>> purchases;  // every purchase value in [exposure, +72 h)
 };
 
-Truth Populate(Rows& rows) {
+Truth Populate(Rows& rows, int64_t exp = kExp) {
   Truth truth;
   rows.truncations = "assignments\t100\nevents\t100\nassignments\t50\n";
   for (int64_t variant : {kControl, kTreatment}) {
@@ -201,49 +202,49 @@ Truth Populate(Rows& rows) {
       uint64_t v = 1000 + i;
       if (i == 5) {
         // An older version of the assignment in the other variant: superseded.
-        rows.Assign(kExp, user, variant == kControl ? kTreatment : kControl, exposed, v - 500);
+        rows.Assign(exp, user, variant == kControl ? kTreatment : kControl, exposed, v - 500);
       }
-      rows.Assign(kExp, user, variant, exposed, v);
-      if (i % 3 == 0) rows.Assign(kExp, user, variant, exposed, v);  // a replay
+      rows.Assign(exp, user, variant, exposed, v);
+      if (i % 3 == 0) rows.Assign(exp, user, variant, exposed, v);  // a replay
       bool converts = variant == kControl ? i % 10 == 0 : i % 7 == 0;
       double sum = 0;
       if (converts) {
         double value = (i % 13) + 1;
-        rows.Event(kExp, user, variant, "purchase", value, exposed + kHour, v);
+        rows.Event(exp, user, variant, "purchase", value, exposed + kHour, v);
         sum += value;
         truth.purchases[variant].push_back(value);
         ++truth.conversions[variant];
         if (i % 4 == 0) {
           // A second purchase 100 h later: in the mean, outside checkout's 72 h window.
-          rows.Event(kExp, user, variant, "purchase", 2.5, exposed + 100 * kHour, v);
+          rows.Event(exp, user, variant, "purchase", 2.5, exposed + 100 * kHour, v);
           sum += 2.5;
         }
       }
       // Before exposure: not in the metric (CUPED pre-period only).
-      if (i % 11 == 0) rows.Event(kExp, user, variant, "purchase", 40, exposed - kHour, v);
+      if (i % 11 == 0) rows.Event(exp, user, variant, "purchase", 40, exposed - kHour, v);
       truth.revenue[variant].push_back(sum);
       // Latency: values for the quantile metric, and an event without a value.
       for (int k = 0; k < 3; ++k) {
         double latency = (variant == kControl ? 100 : 90) + ((i * 7 + k * 13) % 50);
-        rows.Event(kExp, user, variant, "load", latency, exposed + k * 1000, v);
+        rows.Event(exp, user, variant, "load", latency, exposed + k * 1000, v);
         truth.latencies[variant].push_back(latency);
       }
-      if (i % 50 == 0) rows.Event(kExp, user, variant, "load", std::nullopt, exposed + 5, v);
+      if (i % 50 == 0) rows.Event(exp, user, variant, "load", std::nullopt, exposed + 5, v);
     }
   }
   // Deleted: an assignment and its event, the event's delete carrying only its key columns.
-  rows.Assign(kExp, "gone", kTreatment, kBase, 3000);
-  rows.Assign(kExp, "gone", kTreatment, kBase, 3001, 1);
-  std::string id = rows.Event(kExp, "c-1", kControl, "purchase", 1000, kBase + 1000000 + 10, 3000);
+  rows.Assign(exp, "gone", kTreatment, kBase, 3000);
+  rows.Assign(exp, "gone", kTreatment, kBase, 3001, 1);
+  std::string id = rows.Event(exp, "c-1", kControl, "purchase", 1000, kBase + 1000000 + 10, 3000);
   rows.Event(0, "", 0, "", std::nullopt, kBase + 1000000 + 10, 3001, 1, 1714564800000, id);
   // Truncated: rows at or below the table's latest truncation (100).
-  rows.Assign(kExp, "truncated", kControl, kBase, 99);
-  rows.Event(kExp, "c-2", kControl, "purchase", 500, kBase + 2000000 + 10, 99);
+  rows.Assign(exp, "truncated", kControl, kBase, 99);
+  rows.Event(exp, "c-2", kControl, "purchase", 500, kBase + 2000000 + 10, 99);
   // Another experiment: the same users, not counted here.
   rows.Assign(8, "c-3", kControl, kBase, 2000);
   rows.Event(8, "c-3", kControl, "purchase", 700, kBase + kHour, 2000);
   // The newest change.
-  rows.Event(kExp, "t-9", kTreatment, "view", std::nullopt, kBase, 4000, 0, 1714564999999);
+  rows.Event(exp, "t-9", kTreatment, "view", std::nullopt, kBase, 4000, 0, 1714564999999);
   return truth;
 }
 
@@ -617,6 +618,7 @@ TEST_P(ResultsTest, AStateTooLargeForItsMemoryLeavesItToTheQuery) {
   auto r = (*small)->Compute(e);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(r->source.starts_with("query (its state would take about")) << r->source;
+  EXPECT_NE(r->source.find("more than the 0.1 MB allowed"), std::string::npos) << r->source;
   EXPECT_EQ((*small)->state_stats().experiments, 0u);
   auto engine = Engine();
   ASSERT_TRUE(engine);
@@ -626,6 +628,50 @@ TEST_P(ResultsTest, AStateTooLargeForItsMemoryLeavesItToTheQuery) {
   EXPECT_EQ(engine->state_stats().experiments, 1u);
   r->computed_at_us = from_state->computed_at_us = 0;
   EXPECT_EQ(RenderJson(*r), RenderJson(*from_state));
+}
+
+// States that do not fit in max_state_bytes together are dropped, least recently used first,
+// and built again when asked for.
+TEST_P(ResultsTest, StatesThatDoNotFitTogetherAreDroppedLeastRecentlyUsedFirst) {
+  Rows rows;
+  std::vector<experiments::Experiment> exps;
+  for (int64_t id : {101, 102, 103}) {
+    Populate(rows, id);
+    experiments::Experiment e = Definition({Metric("checkout", "purchase", "conversion")});
+    e.id = ExperimentId(id);
+    e.spec.key = fmt::format("exp-{}", id);
+    exps.push_back(std::move(e));
+  }
+  ASSERT_NO_FATAL_FAILURE(Insert(rows));
+  // A state's size, from an engine with room for all: the three are alike.
+  auto roomy = Engine();
+  ASSERT_TRUE(roomy);
+  ASSERT_TRUE(roomy->Compute(exps[0]).ok());
+  const size_t one = roomy->state_stats().bytes;
+  ASSERT_GT(one, 0u);
+
+  EngineOptions eo;
+  eo.cuped_pre_window_hours = 0;     // as Engine()
+  eo.max_state_bytes = one * 5 / 2;  // room for two states, not three
+  auto tight = ResultsEngine::Create(options_, eo);
+  ASSERT_TRUE(tight.ok()) << tight.status().ToString();
+  auto source = [&](int i) {
+    auto r = (*tight)->Compute(exps[i]);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->source : "error";
+  };
+  EXPECT_EQ(source(0), "state built");
+  EXPECT_EQ(source(1), "state built");
+  EXPECT_EQ((*tight)->state_stats().experiments, 2u);
+  EXPECT_EQ(source(0), "state refreshed");  // now 1 is the least recently used
+  EXPECT_EQ(source(2), "state built");      // 1 is dropped
+  EXPECT_EQ((*tight)->state_stats().experiments, 2u);
+  EXPECT_LE((*tight)->state_stats().bytes, eo.max_state_bytes);
+  EXPECT_EQ(source(0), "state refreshed");
+  EXPECT_EQ(source(2), "state refreshed");
+  EXPECT_EQ(source(1), "state built");  // built again; 0 goes
+  EXPECT_EQ(source(2), "state refreshed");
+  EXPECT_EQ(source(0), "state built");
 }
 
 TEST_P(ResultsTest, EmptyExperimentAndMissingTables) {

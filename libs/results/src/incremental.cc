@@ -194,9 +194,9 @@ Status LiveExperiment::Build(clickhouse::Client& client, int* round_trips) {
   const uint64_t need = counts[1] * 128 + counts[0] * 160;
   if (need > max_bytes_) {
     return Status::FailedPrecondition(
-        fmt::format("its state would take about {} MB ({} event rows), more than the {} MB "
-                    "allowed (EngineOptions::max_state_bytes)",
-                    need >> 20, counts[1], max_bytes_ >> 20));
+        fmt::format("its state would take about {:.1f} MB ({} event rows), more than the "
+                    "{:.1f} MB allowed (EngineOptions::max_state_bytes)",
+                    need / 1048576.0, counts[1], max_bytes_ / 1048576.0));
   }
   state_ = ExperimentState(state_.query());
   state_.Reserve(counts[1], counts[0]);
