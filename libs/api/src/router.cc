@@ -134,6 +134,19 @@ Router::Role Router::Authenticate(std::string_view authorization) const {
   return Role::kNone;
 }
 
+bool Router::MayBlock(std::string_view target) {
+  switch (MatchPath(target.substr(0, target.find('?'))).route) {
+    case Route::kAssign:
+    case Route::kHealthz:
+    case Route::kMetrics:
+    case Route::kDashboard:
+    case Route::kUnmatched:
+      return false;
+    default:
+      return true;
+  }
+}
+
 void Router::Handle(HttpRequest request, Responder done) const {
   std::string_view target = request.target;
   std::string_view path = target.substr(0, target.find('?'));

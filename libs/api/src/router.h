@@ -60,6 +60,12 @@ class Router {
 
   void Handle(HttpRequest request, Responder done) const;
 
+  // Whether Handle() may wait on PostgreSQL or ClickHouse for `target` (a path with an
+  // optional query): every route but assignment (answered by the service's threads), health,
+  // metrics and the dashboard's files. The transport hands those to threads of their own, so
+  // that a slow query never holds up its event loops.
+  static bool MayBlock(std::string_view target);
+
   // An error response for `status` (used by the transport for 413 and malformed HTTP).
   static HttpResponse Error(const Status& status, Route route = Route::kUnmatched);
 

@@ -6,13 +6,15 @@
 // io_context on its own thread. The acceptor runs on worker 0 and hands each new connection
 // to the next worker in turn; a connection's Session lives on that worker for good, so its
 // handlers never run concurrently and need no strand, and no handler moves between threads.
-// A request is read, handed to the Router, and the Router's answer is written back — inline
-// for routes that answer before Handle() returns; /v1/assign is answered from a service
-// thread (its batcher's answering thread). Such answers are coalesced per worker
-// (ServerImpl::Deliver): the first of a burst (a group-commit batch answers dozens of requests at
-// once) posts one drain to the worker, which then writes each answer: one wake-up per burst and
-// worker, not per answer. The next request on a keep-alive connection is read only after the
-// response was written.
+// An event loop must never wait, or every connection on it waits too: a request is read,
+// and the Router handles it inline when it cannot block (assignment, health, metrics, the
+// dashboard's files); the others (Router::MayBlock: events, experiments, results, ...) go to
+// the blocking pool (`blocking_threads`). Answers from other threads — the pool's, and the
+// service's for /v1/assign (its batcher's answering thread) — are coalesced per worker
+// (ServerImpl::Deliver): the first of a burst (a group-commit batch answers dozens of
+// requests at once) posts one drain to the worker, which then writes each answer: one
+// wake-up per burst and worker, not per answer. The next request on a keep-alive connection
+// is read only after the response was written.
 //
 // Timeouts: each Session keeps one deadline (reading a request, writing a response, draining
 // after an error; none while the service works on a request), and each worker's sweep closes
@@ -33,6 +35,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -194,6 +197,9 @@ class ServerImpl final : public Server {
     if (options_.threads < 0) {
       return Status::InvalidArgument("threads must not be negative", "threads");
     }
+    if (options_.blocking_threads < 1) {
+      return Status::InvalidArgument("blocking_threads must be positive", "blocking_threads");
+    }
     if (options_.read_timeout <= std::chrono::milliseconds::zero()) {
       return Status::InvalidArgument("read_timeout must be positive", "read_timeout");
     }
@@ -222,6 +228,7 @@ class ServerImpl final : public Server {
   }
 
   void Run() {
+    blocking_.emplace(static_cast<size_t>(options_.blocking_threads));
     for (auto& w : workers_) {
       w->work.emplace(net::make_work_guard(w->ioc));
       Sweep(*w);
@@ -277,6 +284,10 @@ class ServerImpl final : public Server {
     for (auto& w : workers_) {
       if (w->thread.joinable()) w->thread.join();
     }
+    if (blocking_) {
+      blocking_->stop();  // requests not started yet are dropped; running ones finish
+      blocking_->join();
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopped_ = true;
@@ -296,6 +307,7 @@ class ServerImpl final : public Server {
   const std::shared_ptr<Gate>& gate() const { return gate_; }
   size_t max_body_bytes() const { return options_.max_body_bytes; }
   SteadyClock::duration read_timeout() const { return options_.read_timeout; }
+  net::thread_pool& blocking() { return *blocking_; }
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   // An answer from a thread outside the workers (see the top of this file). The caller holds
@@ -386,8 +398,9 @@ class ServerImpl final : public Server {
   std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
   // Declared before everything holding sockets so that they are destroyed after them.
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::optional<tcp::acceptor> acceptor_;  // used on worker 0 only
-  size_t next_worker_ = 0;                 // worker 0 only
+  std::optional<tcp::acceptor> acceptor_;     // used on worker 0 only
+  std::optional<net::thread_pool> blocking_;  // requests that may wait on a database
+  size_t next_worker_ = 0;                    // worker 0 only
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
 
@@ -451,6 +464,14 @@ void Session::OnRead(beast::error_code ec, size_t) {
   auto auth = req.find(http::field::authorization);
   if (auth != req.end()) request.authorization = std::string(auth->value());
   request.body = std::move(req.body());
+  if (Router::MayBlock(request.target)) {
+    // Off the event loop; the answer comes back through ServerImpl::Deliver.
+    net::post(server_->blocking(),
+              [server = server_, request = std::move(request), done = MakeResponder()]() mutable {
+                server->router().Handle(std::move(request), std::move(done));
+              });
+    return;
+  }
   t_handling = this;
   server_->router().Handle(std::move(request), MakeResponder());
   t_handling = nullptr;

@@ -118,7 +118,11 @@ class FakeService final : public experiments::Service {
 
   Result<size_t> TrackEvents(std::vector<experiments::Event> events) override {
     ++writes;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    // A slow database: the call waits while events are held.
+    ++events_waiting_;
+    cv_.wait(lock, [&] { return !hold_events_ || stop_; });
+    --events_waiting_;
     size_t n = events.size();
     for (auto& e : events) tracked.push_back(std::move(e));
     return n;
@@ -133,6 +137,7 @@ class FakeService final : public experiments::Service {
       if (stop_) return;
       stop_ = true;
       hold_ = false;
+      hold_events_ = false;
     }
     cv_.notify_all();
     thread_.join();
@@ -149,6 +154,22 @@ class FakeService final : public experiments::Service {
       hold_ = false;
     }
     cv_.notify_all();
+  }
+  // Holds TrackEvents calls (each waits in the calling thread) until ReleaseEvents().
+  void HoldEvents() {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_events_ = true;
+  }
+  void ReleaseEvents() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hold_events_ = false;
+    }
+    cv_.notify_all();
+  }
+  int EventsWaiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_waiting_;
   }
   size_t Queued() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -194,6 +215,8 @@ class FakeService final : public experiments::Service {
   std::map<std::string, experiments::Experiment> experiments_;
   std::deque<Pending> queue_;
   bool hold_ = false;
+  bool hold_events_ = false;
+  int events_waiting_ = 0;
   bool stop_ = false;
   std::thread thread_;
 };

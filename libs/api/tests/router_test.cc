@@ -81,6 +81,18 @@ TEST_F(RouterTest, UnknownRouteIs404AndWrongMethod405) {
   EXPECT_EQ(Call("POST", "/healthz").status, 405);
 }
 
+TEST(RouterMayBlockTest, OnlyRoutesThatWaitOnADatabaseLeaveTheEventLoop) {
+  for (const char* target :
+       {"/v1/events", "/v1/experiments", "/v1/experiments/k", "/v1/experiments/k/start",
+        "/v1/experiments/k/stop", "/v1/experiments/k/results", "/v1/users/u/assignments", "/readyz",
+        "/readyz?x=1"}) {
+    EXPECT_TRUE(Router::MayBlock(target)) << target;
+  }
+  for (const char* target : {"/v1/assign", "/healthz", "/metrics", "/", "/nope", "/v1/assign?x"}) {
+    EXPECT_FALSE(Router::MayBlock(target)) << target;
+  }
+}
+
 TEST_F(RouterTest, TheDashboardNeedsNoTokenAndOnlyGet) {
   for (std::string_view target : {"/", "/?x=1", "/dashboard.js", "/dashboard.css"}) {
     HttpResponse r = Call("GET", std::string(target), "", "");

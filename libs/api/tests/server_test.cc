@@ -251,6 +251,39 @@ TEST_F(ServerTest, ABurstOfAnswersFromTheBatcherReachesEachItsOwnConnection) {
   EXPECT_EQ(clients[0]->Send(http::verb::get, "/healthz", "", "").result_int(), 200);
 }
 
+// A request that waits on the database runs off the event loop: with one event-loop
+// thread, other connections are still served meanwhile.
+TEST_F(ServerTest, ARequestWaitingOnTheDatabaseHoldsUpNoOtherConnection) {
+  ServerOptions opts;
+  opts.port = 0;
+  opts.threads = 1;
+  opts.client_token = std::string(kClient);
+  auto s = Server::Start(opts, &service_, nullptr);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  server_ = std::move(*s);
+  service_.HoldEvents();
+  Client slow(server_->port());
+  auto events = std::async(std::launch::async, [&] {
+    return slow.Send(http::verb::post, "/v1/events",
+                     R"({"events":[{"experiment":"exp","user_id":"u","type":"view"}]})", kClient);
+  });
+  for (int i = 0; i < 500 && service_.EventsWaiting() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(service_.EventsWaiting(), 1);
+  // Answered while the events request waits (a blocked event loop would never answer).
+  Client other(server_->port());
+  auto health = std::async(std::launch::async,
+                           [&] { return other.Send(http::verb::get, "/healthz", "", ""); });
+  const std::future_status health_status = health.wait_for(std::chrono::seconds(5));
+  const std::future_status events_status = events.wait_for(std::chrono::milliseconds(0));
+  service_.ReleaseEvents();  // before any check can end the test with both still waiting
+  EXPECT_EQ(health_status, std::future_status::ready);
+  EXPECT_EQ(events_status, std::future_status::timeout);
+  EXPECT_EQ(health.get().result_int(), 200);
+  EXPECT_EQ(events.get().result_int(), 200);
+}
+
 TEST_F(ServerTest, ShutdownLetsARequestInFlightFinish) {
   StartServer();
   CreateRunningExperiment();

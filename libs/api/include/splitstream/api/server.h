@@ -43,9 +43,13 @@ class ResultsProvider {
 };
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";   // an IP address (v4 or v6) to listen on
-  uint16_t port = 8080;             // 0 = ephemeral; see Server::port()
-  int threads = 0;                  // worker threads; 0 = hardware threads
+  std::string host = "127.0.0.1";  // an IP address (v4 or v6) to listen on
+  uint16_t port = 8080;            // 0 = ephemeral; see Server::port()
+  int threads = 0;                 // event-loop threads; 0 = hardware threads
+  // Threads for the requests that wait on a database (events, experiments, users'
+  // assignments, results, readiness), so that the event loops never wait; at most this many
+  // such requests run at once, the others queue.
+  int blocking_threads = 8;
   size_t max_body_bytes = 8 << 20;  // larger bodies get 413 and the connection is closed
   // How long a request may take to arrive, and how long a keep-alive connection may stay idle,
   // before the connection is closed (checked once a second).
