@@ -136,6 +136,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void ReadRequest();
+  void ParseRequest();
   void OnRead(beast::error_code ec, size_t bytes);
   Responder MakeResponder();
   void Respond(HttpResponse r, bool close, bool drain);
@@ -417,6 +418,18 @@ void Session::ReadRequest() {
   parser_->body_limit(server_->max_body_bytes());
   parser_->header_limit(kHeaderLimit);
   deadline_ = SteadyClock::now() + server_->read_timeout();
+  if (buffer_.size() > 0) return ParseRequest();  // pipelined: already here
+  // Wait until the socket is readable, then read: Asio would otherwise try a read at once,
+  // and right after a response the client's next request is hardly ever there yet (one
+  // failed recv per request).
+  socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+    if (ec) return self->OnRead(ec, 0);
+    self->ParseRequest();
+  });
+}
+
+void Session::ParseRequest() {
+  if (closed_) return;
   http::async_read(
       socket_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t bytes) { self->OnRead(ec, bytes); });
