@@ -52,21 +52,28 @@ class MigrationsTest : public ::testing::Test {
 TEST_F(MigrationsTest, SecondRunAppliesNothing) {
   auto first = Migrate(*conn_);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  EXPECT_EQ(first->applied.size(), 6u);
-  EXPECT_EQ(first->current_version, 6);
+  EXPECT_EQ(first->applied.size(), 7u);
+  EXPECT_EQ(first->current_version, 7);
 
   auto second = Migrate(*conn_);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_TRUE(second->applied.empty());
-  EXPECT_EQ(second->current_version, 6);
+  EXPECT_EQ(second->current_version, 7);
 
   auto versions = conn_->Exec("SELECT version, name FROM schema_migrations ORDER BY version");
   ASSERT_TRUE(versions.ok());
-  ASSERT_EQ(versions->size(), 6u);
+  ASSERT_EQ(versions->size(), 7u);
   EXPECT_EQ(versions->text(0, 0), "1");
   EXPECT_EQ(versions->text(0, 1), "experiments_and_variants");
   EXPECT_EQ(versions->text(4, 0), "5");
   EXPECT_EQ(versions->text(5, 1), "variant_of_its_experiment");
+  EXPECT_EQ(versions->text(6, 1), "assignments_user_id_bytewise");
+  auto collation = conn_->Exec(
+      "SELECT collation_name, data_type FROM information_schema.columns "
+      "WHERE table_name = 'assignments' AND column_name = 'user_id'");
+  ASSERT_TRUE(collation.ok());
+  EXPECT_EQ(collation->text(0, 0), "C");
+  EXPECT_EQ(collation->text(0, 1), "text");
   auto identity =
       conn_->Exec("SELECT relreplident FROM pg_class WHERE oid = 'experiments'::regclass");
   ASSERT_TRUE(identity.ok());
@@ -109,7 +116,7 @@ TEST_F(MigrationsTest, ConcurrentMigrationsDoNotRace) {
     EXPECT_TRUE(results[t].ok()) << results[t].ToString();
     total += applied[t];
   }
-  EXPECT_EQ(total, 6u);  // every migration applied exactly once
+  EXPECT_EQ(total, 7u);  // every migration applied exactly once
 }
 
 TEST_F(MigrationsTest, MigrateCreatesPartitionsAroundNow) {
