@@ -22,6 +22,7 @@ namespace splitstream::app {
 struct MigrateOptions {
   int months_ahead = 3;
   int retention_months = 0;
+  std::string only;  // "postgres" or "clickhouse"; empty: both
 };
 
 struct LoadgenOptions {

@@ -60,6 +60,11 @@ int main(int argc, char** argv) {
       ->add_option("--retention-months", migrate_opts.retention_months,
                    "drop partitions of events older than this many months (0: keep all)")
       ->capture_default_str();
+  migrate
+      ->add_option("--only", migrate_opts.only,
+                   "migrate one side only: postgres (the service alone needs no ClickHouse) or "
+                   "clickhouse")
+      ->check(CLI::IsMember({"postgres", "clickhouse"}));
 
   splitstream::app::CdcCommandOptions cdc_opts;
   auto* cdc =

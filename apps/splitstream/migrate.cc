@@ -9,10 +9,9 @@
 
 namespace splitstream::app {
 
-Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts) {
-  if (opts.months_ahead < 0 || opts.retention_months < 0) {
-    return Status::InvalidArgument("--months-ahead and --retention-months must be >= 0");
-  }
+namespace {
+
+Status MigratePostgres(const config::Config& cfg, const MigrateOptions& opts) {
   SPLITSTREAM_ASSIGN_OR_RETURN(auto conn, pg::Connection::Open(cfg.pg_dsn));
   SPLITSTREAM_ASSIGN_OR_RETURN(auto report, experiments::Migrate(*conn));
   for (const auto& name : report.applied) spdlog::info("migrate: applied {}", name);
@@ -27,6 +26,10 @@ Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts) {
         auto dropped, experiments::DropEventPartitionsOlderThan(*conn, opts.retention_months));
     for (const auto& name : dropped) spdlog::info("migrate: dropped partition {}", name);
   }
+  return Status::Ok();
+}
+
+Status MigrateAnalytics(const config::Config& cfg) {
   // The analytics side: the ClickHouse database and one table per source table (idempotent).
   clickhouse::ClientOptions ch_opts;
   ch_opts.url = cfg.clickhouse_url;
@@ -34,6 +37,20 @@ Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts) {
   SPLITSTREAM_ASSIGN_OR_RETURN(auto ch, clickhouse::Client::Create(std::move(ch_opts)));
   SPLITSTREAM_RETURN_IF_ERROR(pipeline::MigrateClickHouse(*ch, cfg.clickhouse_database));
   spdlog::info("migrate: ClickHouse database {} ready", cfg.clickhouse_database);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RunMigrate(const config::Config& cfg, const MigrateOptions& opts) {
+  if (opts.months_ahead < 0 || opts.retention_months < 0) {
+    return Status::InvalidArgument("--months-ahead and --retention-months must be >= 0");
+  }
+  if (opts.only != "clickhouse") SPLITSTREAM_RETURN_IF_ERROR(MigratePostgres(cfg, opts));
+  if (opts.only != "postgres") {
+    SPLITSTREAM_RETURN_IF_ERROR(
+        MigrateAnalytics(cfg).WithContext("ClickHouse (`migrate --only postgres` leaves it out)"));
+  }
   return Status::Ok();
 }
 
