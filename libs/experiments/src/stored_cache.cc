@@ -40,8 +40,31 @@ void StoredAssignmentCache::Put(int64_t experiment_id, std::string_view user_id,
   std::string_view key = Key(experiment_id, user_id);
   Shard& shard = ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
-  if (shard.map.size() >= per_shard_) shard.map.clear();
-  shard.map.try_emplace(absl::string_view(key.data(), key.size()), entry);
+  if (shard.map.size() >= per_shard_) {
+    shard.map.clear();
+    shard.map.reserve(per_shard_);  // it filled up once: no rehashing on the way back
+    shard.blocks.clear();
+    shard.next = nullptr;
+    shard.free = 0;
+  }
+  // One probe: the key is copied only when it is new (a stored assignment never changes, so
+  // an existing entry stays).
+  shard.map.lazy_emplace(absl::string_view(key.data(), key.size()),
+                         [&](const auto& construct) { construct(CopyKey(shard, key), entry); });
+}
+
+absl::string_view StoredAssignmentCache::CopyKey(Shard& shard, std::string_view key) {
+  if (key.size() > shard.free) {
+    size_t size = std::max(kKeyBlock, key.size());
+    shard.blocks.push_back(std::unique_ptr<char[]>(new char[size]));
+    shard.next = shard.blocks.back().get();
+    shard.free = size;
+  }
+  char* copy = shard.next;
+  std::memcpy(copy, key.data(), key.size());
+  shard.next += key.size();
+  shard.free -= key.size();
+  return absl::string_view(copy, key.size());
 }
 
 size_t StoredAssignmentCache::size() const {
