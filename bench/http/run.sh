@@ -6,23 +6,25 @@
 # 1. creates and starts a fresh experiment (bench-<time>, 50/50, all traffic);
 # 1b. GET /healthz with the same wrk settings: the HTTP layer's own ceiling (healthz_rps);
 # 2. POST /v1/assign with wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, a new user id
-#    on every request (assign.lua); 2b. the same for returning (already stored) users;
+#    on every request (assign.lua), $ASSIGN_RUNS times: the medians, and each run;
+#    2b. the same for returning (already stored) users;
 # 3. POST /v1/events with $BATCH-event batches for users assigned in step 2 (events.lua),
 #    wrk -t$THREADS -c$EVENT_CONNECTIONS -d$DURATION;
 # 4. with PG_DSN: COPY of $COPY_ROWS rows of the same shape into the same `events` table
 #    with psql \copy, timed in the same run, as the ceiling for step 3.
 #
 # Output: machine-readable key=value lines (assign_rps, assign_p50_ms, assign_p99_ms,
-# events_rows_per_s, copy_rows_per_s, ...) on stdout; wrk's own report on stderr.
-# Environment: DURATION (10s), THREADS (2), CONNECTIONS (64), EVENT_CONNECTIONS (8),
-# BATCH (1000), COPY_ROWS (200000); SERVE_PID and PG_POSTMASTER_PID (optional, both or
-# neither): where the CPU of step 2 goes, in µs per request for wrk, the server and
-# PostgreSQL (the postmaster and its children), and the machine's idle share
-# (assign_cpu_us_wrk, assign_cpu_us_serve, assign_cpu_us_postgres, assign_idle_pct).
+# assign_runs, events_rows_per_s, copy_rows_per_s, ...) on stdout; wrk's own report on
+# stderr. Environment: DURATION (10s), THREADS (2), CONNECTIONS (64), EVENT_CONNECTIONS (8),
+# BATCH (1000), COPY_ROWS (200000), ASSIGN_RUNS (3); SERVE_PID and PG_POSTMASTER_PID
+# (optional, both or neither): where the CPU of step 2 goes (all its runs), in µs per
+# request for wrk, the server and PostgreSQL (the postmaster and its children), and the
+# machine's idle share (assign_cpu_us_wrk, assign_cpu_us_serve, assign_cpu_us_postgres,
+# assign_idle_pct).
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
-  sed -n '2,18p' "$0" >&2
+  sed -n '2,23p' "$0" >&2
   exit 2
 fi
 URL=${1%/}
@@ -35,6 +37,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 EVENT_CONNECTIONS=${EVENT_CONNECTIONS:-8}
 BATCH=${BATCH:-1000}
 COPY_ROWS=${COPY_ROWS:-200000}
+ASSIGN_RUNS=${ASSIGN_RUNS:-3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -83,26 +86,47 @@ pg_snapshot() {  # fills pg_start, or prints the ticks used since
 machine() { awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 account=${SERVE_PID:+${PG_POSTMASTER_PID:+yes}}
 
-# 2. assign (wrk's CPU: the subshell's waited-for children, fields cutime + cstime)
+# 2. assign, ASSIGN_RUNS times, each with users of its own (the first with PREFIX, which
+#    steps 2b, 3 and 4 use): on a shared machine one window can be slowed by a neighbour,
+#    so the figures are the medians of the runs, and every run is listed (assign_runs).
+#    wrk's CPU: the subshell's waited-for children, fields cutime + cstime.
 if [[ -n $account ]]; then
   serve0=$(ticks "$SERVE_PID")
   pg_snapshot start
   read -r idle0 all0 < <(machine)
 fi
-(
-  EXPERIMENT=$EXPERIMENT PREFIX=$PREFIX TOKEN=$CLIENT_TOKEN WRK_THREADS=$THREADS \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$HERE/assign.lua" "$URL" \
-    >"$WORK/assign.out"
-  awk '{print $16 + $17}' "/proc/$BASHPID/stat" >"$WORK/wrk.ticks"
-)
-grep -v '=' "$WORK/assign.out" >&2 || true
-grep '=' "$WORK/assign.out"
-assigned=$(sed -n 's/^assign_requests=//p' "$WORK/assign.out")
+assigned_all=0
+for ((run = 1; run <= ASSIGN_RUNS; run++)); do
+  prefix=$PREFIX
+  ((run == 1)) || prefix="${PREFIX}r$run-"
+  (
+    EXPERIMENT=$EXPERIMENT PREFIX=$prefix TOKEN=$CLIENT_TOKEN WRK_THREADS=$THREADS \
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$HERE/assign.lua" "$URL" \
+      >"$WORK/assign.$run.out"
+    awk '{print $16 + $17}' "/proc/$BASHPID/stat" >"$WORK/wrk.$run.ticks"
+  )
+  grep -v '=' "$WORK/assign.$run.out" >&2 || true
+  n=$(sed -n 's/^assign_requests=//p' "$WORK/assign.$run.out")
+  ((run == 1)) && assigned=$n
+  assigned_all=$((assigned_all + n))
+done
+python3 - "$WORK" "$ASSIGN_RUNS" <<'PY'
+import statistics, sys
+work, runs = sys.argv[1], int(sys.argv[2])
+values = []
+for run in range(1, runs + 1):
+    kv = dict(line.strip().split("=", 1) for line in open(f"{work}/assign.{run}.out") if "=" in line)
+    values.append({k: float(kv[k]) for k in ("assign_rps", "assign_p50_ms", "assign_p99_ms")})
+for key in ("assign_rps", "assign_p50_ms", "assign_p99_ms"):
+    print(f"{key}={statistics.median(v[key] for v in values):.3f}")
+print("assign_runs=" + " ".join(f"{v['assign_rps']:.0f}/{v['assign_p99_ms']:.2f}" for v in values))
+PY
+wrk_ticks=$(cat "$WORK"/wrk.*.ticks | awk '{t += $1} END {print t}')
 if [[ -n $account ]]; then
   serve_ticks=$(($(ticks "$SERVE_PID") - serve0))
   pg_ticks=$(pg_snapshot)
   read -r idle1 all1 < <(machine)
-  python3 - "$assigned" "$(getconf CLK_TCK)" "$(cat "$WORK/wrk.ticks")" "$serve_ticks" \
+  python3 - "$assigned_all" "$(getconf CLK_TCK)" "$wrk_ticks" "$serve_ticks" \
     "$pg_ticks" "$((idle1 - idle0))" "$((all1 - all0))" <<'PY'
 import sys
 n, hz, wrk, serve, pg, idle, total = (int(a) for a in sys.argv[1:])
