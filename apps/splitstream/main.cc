@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   AddSettingFlag(serve, flags, "--http-addr", "http_addr", "listen address host:port");
   AddSettingFlag(serve, flags, "--pg-pool-size", "pg_pool_size", "PostgreSQL connections");
   AddSettingFlag(serve, flags, "--http-threads", "http_threads", "worker threads (0: cores)");
+  AddSettingFlag(serve, flags, "--http-blocking-threads", "http_blocking_threads",
+                 "threads for requests that wait on a database");
   AddSettingFlag(serve, flags, "--max-body-bytes", "max_body_bytes", "request body limit");
   splitstream::app::ServeCommandOptions serve_opts;
   serve

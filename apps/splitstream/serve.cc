@@ -34,6 +34,7 @@ Status RunServe(const config::Config& cfg, const ServeCommandOptions& opts) {
   server_opts.host = host_port.first;
   server_opts.port = host_port.second;
   server_opts.threads = static_cast<int>(cfg.http_threads);
+  server_opts.blocking_threads = static_cast<int>(cfg.http_blocking_threads);
   server_opts.max_body_bytes = static_cast<size_t>(cfg.max_body_bytes);
   server_opts.admin_token = cfg.admin_token;
   server_opts.client_token = cfg.client_token;

@@ -41,6 +41,7 @@ expect_refused "--shutdown-timeout-ms: Value 5 not in range" sink --shutdown-tim
 expect_refused "--shutdown-timeout-ms: Value -1 not in range" serve --shutdown-timeout-ms -1
 expect_refused "--format: xml not in" results checkout --format xml
 expect_refused "--months-ahead and --retention-months must be >= 0" migrate --months-ahead -1
+expect_refused "http_blocking_threads must be between 1 and 1000" serve --http-blocking-threads 0
 expect_refused "users >= 1" loadgen --users 0
 expect_refused "treatment -0.4 = base rate x (1 + lift)" loadgen --base-rate 0.1 --lift -5
 expect_refused "--cuped-hours: Value -5 not in range" results checkout --cuped-hours -5

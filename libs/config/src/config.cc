@@ -34,6 +34,7 @@ const std::vector<Setting>& Settings() {
       {"log_level", Kind::kString, false, &Config::log_level},
       {"pg_pool_size", Kind::kInt, false, nullptr, &Config::pg_pool_size},
       {"http_threads", Kind::kInt, false, nullptr, &Config::http_threads},
+      {"http_blocking_threads", Kind::kInt, false, nullptr, &Config::http_blocking_threads},
       {"max_body_bytes", Kind::kInt, false, nullptr, &Config::max_body_bytes},
   };
   return kSettings;
@@ -129,6 +130,10 @@ Result<Config> Load(const std::string& toml_path, const std::map<std::string, st
   }
   if (cfg.pg_pool_size < 1 || cfg.pg_pool_size > 1000) {
     return Status::InvalidArgument("pg_pool_size must be between 1 and 1000", "pg_pool_size");
+  }
+  if (cfg.http_blocking_threads < 1 || cfg.http_blocking_threads > 1000) {
+    return Status::InvalidArgument("http_blocking_threads must be between 1 and 1000",
+                                   "http_blocking_threads");
   }
   if (cfg.max_body_bytes < 1024) {
     return Status::InvalidArgument("max_body_bytes must be at least 1024", "max_body_bytes");

@@ -66,6 +66,16 @@ TEST(Config, BadEnvironmentValue) {
   EXPECT_NE(cfg.status().message().find("SPLITSTREAM_PG_POOL_SIZE"), std::string::npos);
 }
 
+TEST(Config, BlockingThreadsWithinTheirRange) {
+  auto cfg = Load("", {{"http_blocking_threads", "3"}}, MapEnv({}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->http_blocking_threads, 3);
+  EXPECT_EQ(Load("", {}, MapEnv({}))->http_blocking_threads, 8);
+  auto zero = Load("", {}, MapEnv({{"SPLITSTREAM_HTTP_BLOCKING_THREADS", "0"}}));
+  EXPECT_EQ(zero.status().field(), "http_blocking_threads");
+  EXPECT_NE(zero.status().message().find("between 1 and 1000"), std::string::npos);
+}
+
 TEST(Config, HttpHostPort) {
   Config cfg;
   cfg.http_addr = "127.0.0.1:8081";

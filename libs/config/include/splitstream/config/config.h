@@ -44,7 +44,8 @@ struct Config {
   std::string client_token;
   std::string log_level = "info";
   int64_t pg_pool_size = 8;
-  int64_t http_threads = 0;  // 0: hardware threads
+  int64_t http_threads = 0;           // 0: hardware threads
+  int64_t http_blocking_threads = 8;  // for requests that wait on a database
   int64_t max_body_bytes = 8 << 20;
 
   // host and port of http_addr; InvalidArgument naming http_addr when malformed.
