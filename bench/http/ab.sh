@@ -6,11 +6,12 @@
 # Needs a stack (`eval "$(scripts/stack env --dir DIR)"`) and DIR for PostgreSQL's PID:
 #   bench/http/ab.sh STACK_DIR BINARY_A BINARY_B [ROUNDS]
 # Run it on a quiet machine (e.g. under `flock -o -x /tmp/splitstream-cpu.lock`): compare
-# the pairs, not runs far apart.
+# the pairs, not runs far apart. run.sh's environment applies (ASSIGN_RUNS=1: one new-user
+# window a run instead of three).
 set -uo pipefail
 shopt -s extglob
 if [[ $# -lt 3 ]]; then
-  sed -n '2,9p' "$0" >&2
+  sed -n '2,10p' "$0" >&2
   exit 2
 fi
 stack_dir=$1
@@ -29,7 +30,9 @@ for r in $(seq 1 "$rounds"); do
     export SPLITSTREAM_PG_DSN="${base_dsn/dbname=+([^ ])/dbname=$db}"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     export SPLITSTREAM_HTTP_ADDR=127.0.0.1:$port
-    "${binary[$v]}" migrate >/dev/null 2>&1
+    # PostgreSQL only (a stack without ClickHouse); builds older than `migrate --only` do both.
+    "${binary[$v]}" migrate --only postgres >/dev/null 2>&1 ||
+      "${binary[$v]}" migrate >/dev/null 2>&1
     "${binary[$v]}" serve 2>/dev/null &
     pid=$!
     for _ in $(seq 1 100); do
