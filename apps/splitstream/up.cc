@@ -1,14 +1,17 @@
 // `splitstream up`: a single-machine deployment under one command. Applies the migrations
 // (PostgreSQL and ClickHouse), then runs `serve`, `cdc` and, when Kafka brokers are
 // configured, `sink` as child processes of this same binary with this process's resolved
-// configuration, and supervises them: SIGTERM/SIGINT stops them in order (serve, cdc, sink),
-// each gracefully, and the same signal again kills them at once; a child that exits on its
-// own stops the others and `up` fails naming it.
+// configuration, says "running" once they accept connections, and supervises them:
+// SIGTERM/SIGINT stops them in order (serve, cdc, sink), each gracefully, and the same signal
+// again kills them at once; a child that exits on its own stops the others and `up` fails
+// naming it.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <netdb.h>
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +20,8 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "commands.h"
@@ -99,6 +104,38 @@ Result<pid_t> Spawn(const std::string& exe, const std::vector<std::string>& args
 }
 
 // Collects every child that has exited, without waiting.
+// True when something accepts a TCP connection at host:port (a wildcard host: on loopback).
+bool Accepts(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  const std::string target = host.empty() || host == "0.0.0.0" ? "127.0.0.1"
+                             : host == "::"                    ? "::1"
+                                                               : host;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(target.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return false;
+  bool ok = false;
+  for (addrinfo* a = found; a != nullptr && !ok; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    ok = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return ok;
+}
+
+// The role of the first endpoint (role, "host:port") that does not accept connections yet;
+// "" when all do. An empty address or port 0 (chosen by the child) is not waited for.
+std::string FirstNotAccepting(const std::vector<std::pair<std::string, std::string>>& endpoints) {
+  for (const auto& [role, addr] : endpoints) {
+    auto host_port = config::SplitHostPort(addr, role);
+    if (!host_port.ok() || host_port->second == 0) continue;
+    if (!Accepts(host_port->first, host_port->second)) return role;
+  }
+  return "";
+}
+
 void Reap(std::vector<Child>& children) {
   for (Child& c : children) {
     if (!c.running) continue;
@@ -239,12 +276,40 @@ Status RunUp(const config::Config& base, const UpOptions& opts) {
       std::printf("splitstream up: dashboard    http://%s/#token=%s\n", cfg.http_addr.c_str(),
                   cfg.admin_token.c_str());
     }
-    std::printf("splitstream up: running; SIGTERM or Ctrl-C stops everything\n");
     std::fflush(stdout);
 
+    // "running" only once every child accepts connections on its address (serve's API, the
+    // metrics of cdc and sink), so that a script may use the API the moment it reads it.
+    std::vector<std::pair<std::string, std::string>> endpoints = {{"serve", cfg.http_addr},
+                                                                  {"cdc", opts.cdc_metrics_addr}};
+    if (kafka_mode) endpoints.emplace_back("sink", opts.sink_metrics_addr);
+    const auto waiting_since = std::chrono::steady_clock::now();
+    auto next_progress = waiting_since + std::chrono::seconds(10);
+    bool announced = false;
     for (;;) {
       int sig = 0;
-      sigwait(&signals, &sig);
+      if (announced) {
+        sigwait(&signals, &sig);
+      } else {
+        const timespec tick{0, 100 * 1000 * 1000};
+        sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig < 0) {  // no signal within the tick: are they all accepting yet?
+          std::string waiting = FirstNotAccepting(endpoints);
+          if (waiting.empty()) {
+            std::printf("splitstream up: running; SIGTERM or Ctrl-C stops everything\n");
+            std::fflush(stdout);
+            announced = true;
+          } else if (std::chrono::steady_clock::now() >= next_progress) {
+            spdlog::info("up: waiting {} s so far for {} to accept connections",
+                         std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::steady_clock::now() - waiting_since)
+                             .count(),
+                         waiting);
+            next_progress += std::chrono::seconds(10);
+          }
+          continue;
+        }
+      }
       if (sig != SIGCHLD) {
         spdlog::info("up: {} received, stopping ({} again stops at once)", strsignal(sig),
                      strsignal(sig));

@@ -25,6 +25,9 @@ TEST_F(UpTest, OneCommandRunsThePipelineAndStopsCleanly) {
   ASSERT_EQ(client.size(), 32u);
   EXPECT_NE(admin, client);
   ASSERT_FALSE(AwaitPrinted("running;").empty());
+  // `up` says "running" only once serve accepts connections: the API answers at once.
+  EXPECT_EQ(RunCommand("curl -fsS -o /dev/null --max-time 5 http://" + http_addr_ + "/readyz"), 0)
+      << "serve did not answer when up said it was running";
 
   // An experiment through the API of `serve`, with the generated tokens.
   std::map<std::string, std::string> env = Environment();
