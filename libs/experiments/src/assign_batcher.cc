@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <unordered_map>
@@ -65,12 +66,24 @@ Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<Pendi
     return k;
   };
   // New assignments to insert: each key once, the first request with a variant wins.
-  std::vector<pg::Param> new_exp, new_user, new_variant;
   std::unordered_map<std::string, size_t> sent;
   sent.reserve(batch.size());
+  std::vector<size_t> to_send;
   for (size_t i = 0; i < batch.size(); ++i) {
     const PendingAssign& p = batch[i];
-    if (!p.variant || !sent.emplace(key(*exp_ids[i], *user_ids[i]), i).second) continue;
+    if (p.variant && sent.emplace(key(*exp_ids[i], *user_ids[i]), i).second) to_send.push_back(i);
+  }
+  // Sent in key order, so that concurrent batches (several batcher threads, several servers)
+  // take their row locks in one order: one waits for the other instead of a deadlock when
+  // both insert the same users.
+  std::sort(to_send.begin(), to_send.end(), [&](size_t a, size_t b) {
+    const int64_t ea = batch[a].def->experiment.id.value(),
+                  eb = batch[b].def->experiment.id.value();
+    return ea != eb ? ea < eb : batch[a].user_id < batch[b].user_id;
+  });
+  std::vector<pg::Param> new_exp, new_user, new_variant;
+  for (size_t i : to_send) {
+    const PendingAssign& p = batch[i];
     new_exp.push_back(exp_ids[i]);
     new_user.push_back(user_ids[i]);
     new_variant.emplace_back(std::to_string(p.def->experiment.variants[*p.variant].id.value()));
