@@ -52,26 +52,29 @@ void Deliver(PendingAssign& p, Result<Assignment> result) {
 
 Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<PendingAssign>& batch) {
   // The batch's keys, (experiment id, user id) in the text forms the statement returns.
-  std::vector<pg::Param> exp_ids, user_ids;
-  exp_ids.reserve(batch.size());
-  user_ids.reserve(batch.size());
-  for (const PendingAssign& p : batch) {
-    exp_ids.emplace_back(std::to_string(p.def->experiment.id.value()));
-    user_ids.emplace_back(p.user_id);
-  }
   auto key = [](std::string_view experiment, std::string_view user) {
     std::string k;
     k.reserve(experiment.size() + 1 + user.size());
     k.append(experiment).append(1, '\x1f').append(user);
     return k;
   };
+  std::vector<pg::Param> exp_ids, user_ids;
+  std::vector<std::string> keys;  // built once per request
+  exp_ids.reserve(batch.size());
+  user_ids.reserve(batch.size());
+  keys.reserve(batch.size());
+  for (const PendingAssign& p : batch) {
+    exp_ids.emplace_back(std::to_string(p.def->experiment.id.value()));
+    user_ids.emplace_back(p.user_id);
+    keys.push_back(key(*exp_ids.back(), p.user_id));
+  }
   // New assignments to insert: each key once, the first request with a variant wins.
-  std::unordered_map<std::string, size_t> sent;
+  std::unordered_map<std::string_view, size_t> sent;
   sent.reserve(batch.size());
   std::vector<size_t> to_send;
   for (size_t i = 0; i < batch.size(); ++i) {
     const PendingAssign& p = batch[i];
-    if (p.variant && sent.emplace(key(*exp_ids[i], *user_ids[i]), i).second) to_send.push_back(i);
+    if (p.variant && sent.emplace(keys[i], i).second) to_send.push_back(i);
   }
   // Sent in key order, so that concurrent batches (several batcher threads, several servers)
   // take their row locks in one order: one waits for the other instead of a deadlock when
@@ -104,7 +107,7 @@ Result<std::vector<Outcome>> Write(pg::Connection& conn, const std::vector<Pendi
   std::vector<Outcome> out(batch.size());
   std::vector<size_t> missing;
   for (size_t i = 0; i < batch.size(); ++i) {
-    const std::string k = key(*exp_ids[i], *user_ids[i]);
+    const std::string& k = keys[i];
     auto it = inserted.find(k);
     if (it == inserted.end()) {
       missing.push_back(i);
