@@ -103,7 +103,6 @@ Result<pid_t> Spawn(const std::string& exe, const std::vector<std::string>& args
   return pid;
 }
 
-// Collects every child that has exited, without waiting.
 // True when something accepts a TCP connection at host:port (a wildcard host: on loopback).
 bool Accepts(const std::string& host, uint16_t port) {
   addrinfo hints{};
@@ -136,6 +135,7 @@ std::string FirstNotAccepting(const std::vector<std::pair<std::string, std::stri
   return "";
 }
 
+// Collects every child that has exited, without waiting.
 void Reap(std::vector<Child>& children) {
   for (Child& c : children) {
     if (!c.running) continue;
