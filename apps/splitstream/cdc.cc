@@ -10,7 +10,7 @@
 #include "splitstream/pipeline/cdc.h"
 #include "splitstream/pipeline/clickhouse_emitter.h"
 #include "splitstream/pipeline/kafka_emitter.h"
-#include "stop_signals.h"
+#include "splitstream/process/stop_signals.h"
 
 namespace splitstream::app {
 namespace {
@@ -58,7 +58,7 @@ Status RunCdc(const config::Config& cfg, const CdcCommandOptions& opts) {
   // Before any thread starts. The process ends at the latest kStopSlack after the stop's own
   // budget (the flush of what is in flight); released by its destructor, after everything
   // declared below is destroyed.
-  StopSignals signals("cdc", cdc_opts.shutdown_flush_timeout + kStopSlack);
+  process::StopSignals signals("cdc", cdc_opts.shutdown_flush_timeout + process::kStopSlack);
 
   pipeline::AckTracker tracker;
   // The database name for source.db comes from the server.

@@ -4,7 +4,7 @@
 #include "splitstream/api/server.h"
 #include "splitstream/experiments/service.h"
 #include "splitstream/pg/pg.h"
-#include "stop_signals.h"
+#include "splitstream/process/stop_signals.h"
 
 namespace splitstream::app {
 
@@ -20,7 +20,7 @@ Status RunServe(const config::Config& cfg, const ServeCommandOptions& opts) {
   // destroyed. Requests in flight get --shutdown-timeout-ms (10 s) to finish (a results query
   // takes seconds), the service 5 s more to stop its batchers and its LISTEN connection.
   const std::chrono::milliseconds grace(opts.shutdown_timeout_ms);
-  StopSignals signals("serve", grace + std::chrono::seconds(5) + kStopSlack);
+  process::StopSignals signals("serve", grace + std::chrono::seconds(5) + process::kStopSlack);
 
   SPLITSTREAM_ASSIGN_OR_RETURN(auto pool,
                                pg::Pool::Create(cfg.pg_dsn, static_cast<int>(cfg.pg_pool_size)));

@@ -14,7 +14,7 @@
 #include "splitstream/kafka/kafka.h"
 #include "splitstream/pipeline/clickhouse_writer.h"
 #include "splitstream/pipeline/sink.h"
-#include "stop_signals.h"
+#include "splitstream/process/stop_signals.h"
 
 namespace splitstream::app {
 namespace {
@@ -135,7 +135,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   // what the budget cannot (the commit running when the signal came; an INSERT already sent to
   // a ClickHouse that hangs runs to its request timeout; librdkafka's release of a handle whose
   // close gave up).
-  StopSignals signals("sink", sink_opts.shutdown_timeout + kStopSlack);
+  process::StopSignals signals("sink", sink_opts.shutdown_timeout + process::kStopSlack);
   // Released by its destructor, after everything declared below is destroyed.
   const std::atomic<bool>& stop = signals.stop();
 

@@ -1,4 +1,4 @@
-#include "stop_signals.h"
+#include "splitstream/process/stop_signals.h"
 
 #include <fmt/format.h>
 #include <pthread.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <ctime>
 
-namespace splitstream::app {
+namespace splitstream::process {
 
 StopSignals::StopSignals(std::string name, std::chrono::milliseconds grace)
     : name_(std::move(name)), grace_(grace) {
@@ -76,4 +76,4 @@ void StopSignals::Watch() {
   _exit(1);
 }
 
-}  // namespace splitstream::app
+}  // namespace splitstream::process

@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-namespace splitstream::app {
+namespace splitstream::process {
 
 // How long after a command's own stop budget (e.g. the sink's shutdown timeout) the process
 // is ended: the grace passed to StopSignals is the budget plus this. It covers what the budget
@@ -54,4 +54,4 @@ class StopSignals {
   std::thread watcher_;
 };
 
-}  // namespace splitstream::app
+}  // namespace splitstream::process
