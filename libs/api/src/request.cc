@@ -9,6 +9,7 @@
 #include <initializer_list>
 
 #include "errors.h"
+#include "splitstream/core/civil.h"
 
 namespace splitstream::api {
 namespace {
@@ -268,35 +269,6 @@ Result<Event> ParseEvent(dom::element e, const std::string& at) {
   return ev;
 }
 
-// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian calendar).
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-void CivilFromDays(int64_t z, int64_t& y, int& m, int& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  y = yoe + era * 400 + (m <= 2);
-}
-
-bool IsLeap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-int DaysInMonth(int64_t y, int m) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
-}
-
 }  // namespace
 
 Result<ExperimentSpec> ParseExperimentSpec(std::string_view body) {
@@ -420,7 +392,8 @@ Result<int64_t> ParseRfc3339Micros(std::string_view s) {
   if (!num(2, hour) || !expect(":") || !num(2, minute) || !expect(":") || !num(2, second)) {
     return bad("time");
   }
-  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month)) {
+  if (year < 1970 || month < 1 || month > 12 || day < 1 ||
+      day > static_cast<int>(DaysInMonth(year, static_cast<unsigned>(month)))) {
     return bad("date out of range");
   }
   if (hour > 23 || minute > 59 || second > 59) return bad("time out of range");
@@ -447,21 +420,20 @@ Result<int64_t> ParseRfc3339Micros(std::string_view s) {
   }
   if (pos != s.size()) return bad("trailing characters");
   int64_t secs =
-      DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s;
+      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+      hour * 3600 + minute * 60 + second - offset_s;
   if (secs < 0) return bad("before 1970");
   return secs * 1000000 + micros_frac;
 }
 
 std::string FormatRfc3339Micros(int64_t micros) {
-  int64_t secs = micros >= 0 ? micros / 1000000 : (micros - 999999) / 1000000;
-  int64_t frac = micros - secs * 1000000;
-  int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-  int64_t rem = secs - days * 86400;
-  int64_t y;
-  int m, d;
-  CivilFromDays(days, y, m, d);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", y, m, d, rem / 3600,
-                     rem / 60 % 60, rem % 60, frac);
+  const int64_t secs = FloorDiv(micros, 1000000);
+  const int64_t frac = micros - secs * 1000000;
+  const int64_t days = FloorDiv(secs, 86400);
+  const int64_t rem = secs - days * 86400;
+  const CivilDate c = CivilFromDays(days);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", c.year, c.month, c.day,
+                     rem / 3600, rem / 60 % 60, rem % 60, frac);
 }
 
 bool IsUuid(std::string_view s) {

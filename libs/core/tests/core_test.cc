@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "splitstream/core/civil.h"
 #include "splitstream/core/lsn.h"
 #include "splitstream/core/result.h"
 #include "splitstream/core/status.h"
@@ -60,6 +61,74 @@ TEST(Lsn, PrintsAndParsesPostgresForm) {
   EXPECT_FALSE(ParseLsn("1/"));
   EXPECT_FALSE(ParseLsn("1/G"));
   EXPECT_FALSE(ParseLsn("123456789/0"));
+}
+
+// Day counts that PostgreSQL 15 computes (`SELECT 'D'::date - '1970-01-01'::date`), down to its
+// first and up to its last date.
+TEST(Civil, DaysFromCivilAgreesWithPostgres) {
+  EXPECT_EQ(DaysFromCivil(1970, 1, 1), 0);
+  EXPECT_EQ(DaysFromCivil(1969, 12, 31), -1);
+  EXPECT_EQ(DaysFromCivil(2000, 3, 1), 11017);
+  EXPECT_EQ(DaysFromCivil(1600, 1, 1), -135140);
+  EXPECT_EQ(DaysFromCivil(2400, 2, 29), 157113);
+  EXPECT_EQ(DaysFromCivil(1, 1, 1), -719162);
+  EXPECT_EQ(DaysFromCivil(0, 12, 31), -719163);       // 1 BC
+  EXPECT_EQ(DaysFromCivil(-4713, 11, 24), -2440588);  // 4714-11-24 BC
+  EXPECT_EQ(DaysFromCivil(5874897, 12, 31), 2145042905);
+  static_assert(DaysFromCivil(1970, 1, 2) == 1);
+}
+
+// Every day from 4714 BC to 5874897 AD in steps, and every single day of 800 years around
+// 1970: CivilFromDays inverts DaysFromCivil, and the day after a date is the next day of its
+// month, or the first of the next month (of the next year).
+TEST(Civil, CivilFromDaysIsTheInverseAndWalksTheCalendar) {
+  CivilDate prev = CivilFromDays(-146097 * 2 - 1);
+  for (int64_t days = -146097 * 2; days <= 146097 * 2; ++days) {
+    const CivilDate c = CivilFromDays(days);
+    ASSERT_EQ(DaysFromCivil(c.year, c.month, c.day), days);
+    ASSERT_GE(c.month, 1u);
+    ASSERT_LE(c.month, 12u);
+    ASSERT_GE(c.day, 1u);
+    ASSERT_LE(c.day, DaysInMonth(c.year, c.month));
+    if (prev.day < DaysInMonth(prev.year, prev.month)) {
+      ASSERT_TRUE(c.year == prev.year && c.month == prev.month && c.day == prev.day + 1) << days;
+    } else if (prev.month < 12) {
+      ASSERT_TRUE(c.year == prev.year && c.month == prev.month + 1 && c.day == 1) << days;
+    } else {
+      ASSERT_TRUE(c.year == prev.year + 1 && c.month == 1 && c.day == 1) << days;
+    }
+    prev = c;
+  }
+  for (int64_t days = -2440588; days <= 2145042905; days += 9973) {
+    const CivilDate c = CivilFromDays(days);
+    ASSERT_EQ(DaysFromCivil(c.year, c.month, c.day), days);
+  }
+  const CivilDate last = CivilFromDays(2145042905);
+  EXPECT_TRUE(last.year == 5874897 && last.month == 12 && last.day == 31);
+}
+
+TEST(Civil, LeapYearsAndMonthLengths) {
+  EXPECT_TRUE(IsLeapYear(2000));
+  EXPECT_TRUE(IsLeapYear(2024));
+  EXPECT_TRUE(IsLeapYear(0));   // 1 BC
+  EXPECT_TRUE(IsLeapYear(-4));  // 5 BC
+  EXPECT_FALSE(IsLeapYear(1900));
+  EXPECT_FALSE(IsLeapYear(2023));
+  EXPECT_FALSE(IsLeapYear(-1));
+  EXPECT_EQ(DaysInMonth(2024, 2), 29u);
+  EXPECT_EQ(DaysInMonth(2100, 2), 28u);
+  EXPECT_EQ(DaysInMonth(2023, 4), 30u);
+  EXPECT_EQ(DaysInMonth(2023, 12), 31u);
+}
+
+TEST(Civil, FloorDivRoundsTowardNegativeInfinity) {
+  EXPECT_EQ(FloorDiv(999, 1000), 0);
+  EXPECT_EQ(FloorDiv(1000, 1000), 1);
+  EXPECT_EQ(FloorDiv(-1, 1000), -1);
+  EXPECT_EQ(FloorDiv(-1000, 1000), -1);
+  EXPECT_EQ(FloorDiv(-1001, 1000), -2);
+  EXPECT_EQ(FloorDiv(5, -2), -3);
+  EXPECT_EQ(FloorDiv(-5, -2), 2);
 }
 
 }  // namespace

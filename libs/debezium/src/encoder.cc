@@ -13,7 +13,6 @@ using namespace std::string_view_literals;
 
 using internal::AppendInt;
 using internal::AppendJsonString;
-using internal::FloorDiv;
 
 // PostgreSQL builtin type oids (src/include/catalog/pg_type.dat).
 enum : uint32_t {
@@ -589,7 +588,7 @@ const char* AppendScalar(const TypePlan& p, std::string_view text, std::string* 
       if (!internal::ParseDate(text, &days, &infinity)) return "expected a date";
       if (infinity != 0) {
         // pgjdbc maps date +/-infinity to LocalDate -5877611-06-21 / -5877611-06-22.
-        days = internal::DaysFromCivil(-5877611, 6, infinity > 0 ? 21 : 22);
+        days = DaysFromCivil(-5877611, 6, infinity > 0 ? 21 : 22);
       }
       AppendInt(out, days);
       return nullptr;

@@ -225,19 +225,6 @@ void Append2(std::string* out, int64_t v) {
   out->push_back(static_cast<char>('0' + v % 10));
 }
 
-void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t yy = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = yy + (*m <= 2);
-}
-
 // java.time ISO_LOCAL_DATE's year: 4 digits at least, '+' above 9999, '-' below 0.
 void AppendIsoYear(std::string* out, int64_t y) {
   if (y > 9999) out->push_back('+');
@@ -608,15 +595,6 @@ bool NumericTypmod(int32_t typmod, int32_t* precision, int32_t* scale) {
   return true;
 }
 
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
 bool ParseDate(std::string_view text, int64_t* days, int* infinity) {
   if (Infinity(text, infinity)) return true;
   bool bc = StripBc(&text);
@@ -742,14 +720,12 @@ bool ParseIntervalMicros(std::string_view text, int64_t* micros) {
 void AppendIsoInstant(std::string* out, int64_t epoch_micros, int fraction_digits) {
   int64_t days = FloorDiv(epoch_micros, kMicrosPerDay);
   int64_t micros_of_day = epoch_micros - days * kMicrosPerDay;
-  int64_t y;
-  unsigned m, d;
-  CivilFromDays(days, &y, &m, &d);
-  AppendIsoYear(out, y);
+  const CivilDate date = CivilFromDays(days);
+  AppendIsoYear(out, date.year);
   out->push_back('-');
-  Append2(out, m);
+  Append2(out, date.month);
   out->push_back('-');
-  Append2(out, d);
+  Append2(out, date.day);
   out->push_back('T');
   AppendClock(out, micros_of_day, fraction_digits);
   out->push_back('Z');

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "splitstream/core/civil.h"
+
 namespace splitstream::debezium::internal {
 
 // Appends `s` as a JSON string literal, quotes included, escaping as Jackson does: \" \\ \b \f
@@ -21,10 +23,6 @@ void AppendBase64(std::string* out, std::string_view bytes);
 bool AppendByteaHexAsBase64(std::string* out, std::string_view pg_text);
 
 void AppendInt(std::string* out, int64_t v);
-// Division rounding toward negative infinity (epoch units before 1970).
-inline int64_t FloorDiv(int64_t a, int64_t b) {
-  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
-}
 // Integer text of PostgreSQL int2/int4/int8/oid output: optional '-', digits, in range.
 bool ParseInt64(std::string_view text, int64_t* v);
 
@@ -55,9 +53,6 @@ void AppendJavaBigDecimal(std::string* out, const Decimal& d);
 
 // PostgreSQL numeric typmod ((precision << 16) | scale) + 4; false for -1 (unconstrained).
 bool NumericTypmod(int32_t typmod, int32_t* precision, int32_t* scale);
-
-// Days since 1970-01-01 of a proleptic Gregorian date (year 0 = 1 BC).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d);
 
 // PostgreSQL DateStyle ISO output. `infinity` is set for "infinity"/"-infinity" (+1/-1).
 bool ParseDate(std::string_view text, int64_t* days, int* infinity);

@@ -128,13 +128,6 @@ TEST(TextFormatTest, Base64) {
   EXPECT_FALSE(AppendByteaHexAsBase64(&h, "\\x6g"));
 }
 
-TEST(TextFormatTest, DaysFromCivil) {
-  EXPECT_EQ(DaysFromCivil(1970, 1, 1), 0);
-  EXPECT_EQ(DaysFromCivil(2000, 3, 1), 11017);
-  EXPECT_EQ(DaysFromCivil(1969, 12, 31), -1);
-  EXPECT_EQ(DaysFromCivil(1600, 1, 1), -135140);
-}
-
 // Found by debezium_fuzz: a year far beyond PostgreSQL's range overflowed the microseconds.
 TEST(TextFormatTest, TimestampsBeyondSixtyFourBitMicrosecondsAreRejected) {
   int64_t micros = 0;

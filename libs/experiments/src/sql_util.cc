@@ -5,6 +5,7 @@
 #include <charconv>
 #include <random>
 
+#include "splitstream/core/civil.h"
 #include "splitstream/core/strings.h"
 
 namespace splitstream::experiments::internal {
@@ -12,37 +13,6 @@ namespace splitstream::experiments::internal {
 namespace {
 
 constexpr int64_t kMicrosPerDay = 86'400'000'000LL;
-
-// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian, UTC).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-struct Civil {
-  int64_t year;
-  unsigned month;
-  unsigned day;
-};
-
-Civil CivilFromDays(int64_t z) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  return {y + (m <= 2), m, d};
-}
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 }  // namespace
 
@@ -75,14 +45,14 @@ Result<std::optional<int64_t>> ParseOptionalInt64(const pg::Param& value) {
 std::string FormatTimestampUtc(int64_t micros) {
   const int64_t days = FloorDiv(micros, kMicrosPerDay);
   const int64_t in_day = micros - days * kMicrosPerDay;
-  const Civil c = CivilFromDays(days);
+  const CivilDate c = CivilFromDays(days);
   const int64_t secs = in_day / 1'000'000;
   return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00", c.year, c.month, c.day,
                      secs / 3600, secs / 60 % 60, secs % 60, in_day % 1'000'000);
 }
 
 int64_t StartOfMonthUtc(int64_t micros, int months) {
-  const Civil c = CivilFromDays(FloorDiv(micros, kMicrosPerDay));
+  const CivilDate c = CivilFromDays(FloorDiv(micros, kMicrosPerDay));
   const int64_t index = c.year * 12 + (c.month - 1) + months;
   const int64_t year = FloorDiv(index, 12);
   const unsigned month = static_cast<unsigned>(index - year * 12) + 1;
@@ -90,7 +60,7 @@ int64_t StartOfMonthUtc(int64_t micros, int months) {
 }
 
 std::string MonthSuffixUtc(int64_t micros) {
-  const Civil c = CivilFromDays(FloorDiv(micros, kMicrosPerDay));
+  const CivilDate c = CivilFromDays(FloorDiv(micros, kMicrosPerDay));
   return fmt::format("{:04}_{:02}", c.year, c.month);
 }
 

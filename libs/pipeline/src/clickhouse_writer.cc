@@ -16,6 +16,7 @@
 #include "row_order.h"
 #include "splitstream/clickhouse/row_binary.h"
 #include "splitstream/clickhouse/sql.h"
+#include "splitstream/core/civil.h"
 #include "splitstream/core/strings.h"
 
 namespace splitstream::pipeline {
@@ -202,12 +203,6 @@ int64_t EpochUnitsPerSecond(std::string_view logical) {
   return 1'000'000;
 }
 
-int64_t FloorDiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
-
 bool ParseDigits(std::string_view s, size_t pos, size_t n, int* out) {
   if (pos + n > s.size()) return false;
   int v = 0;
@@ -219,11 +214,12 @@ bool ParseDigits(std::string_view s, size_t pos, size_t n, int* out) {
   return true;
 }
 
-std::optional<int64_t> DaysFromCivil(int y, int m, int d) {
-  using namespace std::chrono;
-  year_month_day ymd{year{y}, month{static_cast<unsigned>(m)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return std::nullopt;
-  return sys_days(ymd).time_since_epoch().count();
+// Days since 1970-01-01, or nullopt for a month or day that does not exist.
+std::optional<int64_t> ValidDaysFromCivil(int y, int m, int d) {
+  if (m < 1 || m > 12 || d < 1 || d > static_cast<int>(DaysInMonth(y, static_cast<unsigned>(m)))) {
+    return std::nullopt;
+  }
+  return DaysFromCivil(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
 }
 
 // The two ASCII digits at p as a number, or -1.
@@ -251,7 +247,7 @@ std::optional<int64_t> ParseIsoMicros(std::string_view s) {
       sec > 60) {
     return std::nullopt;
   }
-  auto days = DaysFromCivil(y_hi * 100 + y_lo, mo, d);
+  auto days = ValidDaysFromCivil(y_hi * 100 + y_lo, mo, d);
   if (!days) return std::nullopt;
   size_t pos = 19;
   int64_t frac_us = 0;
@@ -649,7 +645,7 @@ Status WriteValue(const Table& t, const Col& c, const Field& f, std::string_view
         std::optional<int64_t> parsed;
         if (f.s.size() == 10 && ParseDigits(f.s, 0, 4, &y) && f.s[4] == '-' &&
             ParseDigits(f.s, 5, 2, &m) && f.s[7] == '-' && ParseDigits(f.s, 8, 2, &d)) {
-          parsed = DaysFromCivil(y, m, d);
+          parsed = ValidDaysFromCivil(y, m, d);
         }
         if (!parsed)
           return Bad(t, c, "expected a date, got \"" + SanitizeForMessage(f.s, 40) + "\"");
