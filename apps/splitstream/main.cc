@@ -146,7 +146,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
       ->capture_default_str();
   sink->add_option("--reset-offsets", sink_opts.reset_offsets,
-                   "reprocess from earliest or from an ISO-8601 timestamp (results unchanged)");
+                   "reprocess from earliest or from a time: 2026-11-20, 2026-11-20T10:00:00Z, "
+                   "...+01:00 (no zone: UTC; results unchanged)");
   sink->add_option("--dlq-topic", sink_opts.dlq_topic, "dead-letter topic (default {prefix}.dlq)");
   sink->add_option("--metrics-addr", sink_opts.metrics_addr, "host:port of /metrics (port 0: any)")
       ->capture_default_str();

@@ -2,15 +2,13 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <cctype>
 #include <csignal>
-#include <cstdio>
-#include <ctime>
 #include <thread>
 
 #include "commands.h"
 #include "splitstream/api/ops_server.h"
 #include "splitstream/clickhouse/client.h"
+#include "splitstream/core/timestamp.h"
 #include "splitstream/kafka/kafka.h"
 #include "splitstream/pipeline/clickhouse_writer.h"
 #include "splitstream/pipeline/sink.h"
@@ -18,54 +16,6 @@
 
 namespace splitstream::app {
 namespace {
-
-// "2026-11-20T10:11:12Z", "2026-11-20T10:11:12.345+01:00", "2026-11-20 10:11:12" (UTC) or
-// "2026-11-20" → milliseconds since the epoch.
-Result<int64_t> ParseIsoMillis(const std::string& text) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, n = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3) {
-    return Status::InvalidArgument(
-        "expected earliest or an ISO-8601 timestamp, got \"" + text + "\"", "reset_offsets");
-  }
-  size_t pos = static_cast<size_t>(n);
-  int64_t millis = 0;
-  if (pos < text.size() && (text[pos] == 'T' || text[pos] == ' ')) {
-    int m = 0;
-    if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d:%2d%n", &h, &mi, &s, &m) != 3) {
-      return Status::InvalidArgument("bad time in \"" + text + "\"", "reset_offsets");
-    }
-    pos += 1 + m;
-    if (pos < text.size() && text[pos] == '.') {
-      int64_t scale = 100;
-      for (++pos; pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])); ++pos) {
-        millis += (text[pos] - '0') * scale;
-        scale /= 10;
-      }
-    }
-  }
-  int64_t offset_s = 0;
-  if (pos < text.size() && text[pos] == 'Z') {
-    ++pos;
-  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
-    int oh = 0, om = 0;
-    if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2) {
-      return Status::InvalidArgument("bad UTC offset in \"" + text + "\"", "reset_offsets");
-    }
-    offset_s = (text[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-    pos += 6;
-  }
-  if (pos != text.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
-    return Status::InvalidArgument("bad timestamp \"" + text + "\"", "reset_offsets");
-  }
-  struct tm tm {};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return (static_cast<int64_t>(timegm(&tm)) - offset_s) * 1000 + millis;
-}
 
 std::string EscapeRegex(const std::string& s) {
   std::string out;
@@ -98,7 +48,9 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   if (opts.reset_offsets == "earliest") {
     sink_opts.reset = kafka::ResetPolicy::kEarliest;
   } else if (!opts.reset_offsets.empty()) {
-    SPLITSTREAM_ASSIGN_OR_RETURN(sink_opts.reset_timestamp_ms, ParseIsoMillis(opts.reset_offsets));
+    auto millis = ParseTimestampMillis(opts.reset_offsets, "reset_offsets");
+    if (!millis.ok()) return millis.status().WithContext("--reset-offsets (earliest or a time)");
+    sink_opts.reset_timestamp_ms = *millis;
     sink_opts.reset = kafka::ResetPolicy::kTimestamp;
   }
   if (!to_files)

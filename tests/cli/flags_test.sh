@@ -38,6 +38,8 @@ expect_refused "--flush-ms: Value 0 not in range" sink --flush-ms 0
 expect_refused "--catch-up-flush-ms: Value -1 not in range" sink --catch-up-flush-ms -1
 expect_refused "--max-batch-rows: Value 0 not in range" sink --max-batch-rows 0
 expect_refused "--shutdown-timeout-ms: Value 5 not in range" sink --shutdown-timeout-ms 5
+expect_refused "--reset-offsets (earliest or a time): expected a timestamp like" sink --reset-offsets yesterday
+expect_refused "no such day in that month" sink --reset-offsets 2026-02-30
 expect_refused "--shutdown-timeout-ms: Value -1 not in range" serve --shutdown-timeout-ms -1
 expect_refused "--format: xml not in" results checkout --format xml
 expect_refused "--months-ahead and --retention-months must be >= 0" migrate --months-ahead -1

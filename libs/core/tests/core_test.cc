@@ -1,10 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+
 #include "splitstream/core/civil.h"
 #include "splitstream/core/lsn.h"
 #include "splitstream/core/result.h"
 #include "splitstream/core/status.h"
 #include "splitstream/core/strings.h"
+#include "splitstream/core/timestamp.h"
 
 namespace splitstream {
 namespace {
@@ -129,6 +133,63 @@ TEST(Civil, FloorDivRoundsTowardNegativeInfinity) {
   EXPECT_EQ(FloorDiv(-1001, 1000), -2);
   EXPECT_EQ(FloorDiv(5, -2), -3);
   EXPECT_EQ(FloorDiv(-5, -2), 2);
+}
+
+TEST(Timestamp, ParsesDatesTimesFractionsAndZones) {
+  auto ms = [](std::string_view text) {
+    auto r = ParseTimestampMillis(text, "at");
+    EXPECT_TRUE(r.ok()) << text << ": " << r.status().ToString();
+    return r.ok() ? *r : -1;
+  };
+  // Expected values from Python's datetime(..., tzinfo=timezone.utc).timestamp().
+  EXPECT_EQ(ms("2026-11-20"), 1795132800000);
+  EXPECT_EQ(ms("2026-11-20T10:11:12Z"), 1795169472000);
+  EXPECT_EQ(ms("2026-11-20T10:11:12"), 1795169472000);  // no zone: UTC
+  EXPECT_EQ(ms("2026-11-20 10:11:12Z"), 1795169472000);
+  EXPECT_EQ(ms("2026-11-20T10:11:12.345Z"), 1795169472345);
+  EXPECT_EQ(ms("2026-11-20T10:11:12.3456789Z"), 1795169472345);  // below a millisecond: dropped
+  EXPECT_EQ(ms("2026-11-20T10:11:12.5"), 1795169472500);
+  EXPECT_EQ(ms("2026-11-20T11:41:12.345+01:30"), 1795169472345);
+  EXPECT_EQ(ms("2026-11-20T09:11:12-01:00"), 1795169472000);
+  EXPECT_EQ(ms("2024-02-29T23:59:59Z"), 1709251199000);
+  EXPECT_EQ(ms("1969-12-31T23:00:00Z"), -3600000);
+}
+
+TEST(Timestamp, EveryPrefixOfAValidInputIsRefusedUnlessItIsOneItself) {
+  const std::string full = "2026-11-20T10:11:12.345+01:00";
+  const std::set<size_t> valid = {10, 19, 21, 22, 23, full.size()};  // date, time, fractions
+  for (size_t n = 0; n <= full.size(); ++n) {
+    EXPECT_EQ(ParseTimestampMillis(full.substr(0, n), "at").ok(), valid.contains(n))
+        << full.substr(0, n);
+  }
+}
+
+TEST(Timestamp, BadInputIsAnErrorThatSaysWhatAndWhere) {
+  auto error = [](std::string_view text) {
+    auto r = ParseTimestampMillis(text, "reset_offsets");
+    EXPECT_FALSE(r.ok()) << text;
+    if (r.ok()) return std::string();
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().field(), "reset_offsets");
+    return r.status().message();
+  };
+  EXPECT_NE(error("2026-02-30").find("no such day in that month at character 9"), std::string::npos)
+      << error("2026-02-30");
+  EXPECT_NE(error("2023-02-29").find("no such day"), std::string::npos);
+  EXPECT_NE(error("2026-13-01").find("no such month"), std::string::npos);
+  EXPECT_NE(error("2026-1-05").find("\"-MM\" expected"), std::string::npos);
+  EXPECT_NE(error("yesterday").find("got \"yesterday\""), std::string::npos);
+  EXPECT_NE(error("2026-11-20T24:00:00Z").find("an hour 00-23"), std::string::npos);
+  EXPECT_NE(error("2026-11-20T10:60:00Z").find("\":MM\""), std::string::npos);
+  EXPECT_NE(error("2026-11-20T10:11:12.Z").find("fraction"), std::string::npos);
+  EXPECT_NE(error("2026-11-20T10:11:12.1234567890Z").find("fraction"), std::string::npos);
+  EXPECT_NE(error("2026-11-20T10:11:12+0100").find("UTC offset"), std::string::npos);
+  EXPECT_NE(error("2026-11-20T10:11:12 UTC")
+                .find("'Z' or a UTC offset \"+HH:MM\" expected at character 20"),
+            std::string::npos);
+  EXPECT_NE(error("2026-11-20Z ").find("unexpected characters"), std::string::npos);
+  EXPECT_NE(error(" 2026-11-20").find("4-digit year"), std::string::npos);
+  EXPECT_NE(error("2026-11-20\n").find("got \"2026-11-20?\""), std::string::npos);  // sanitized
 }
 
 }  // namespace
