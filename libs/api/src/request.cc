@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "splitstream/core/civil.h"
+#include "splitstream/core/timestamp.h"
 
 namespace splitstream::api {
 namespace {
@@ -361,69 +362,16 @@ Result<std::vector<Event>> ParseEvents(std::string_view body) {
 }
 
 Result<int64_t> ParseRfc3339Micros(std::string_view s) {
-  auto bad = [&](std::string_view why) {
+  auto bad = [](std::string_view why) {
     return Status::InvalidArgument(
         fmt::format("not an RFC 3339 timestamp ({}); expected e.g. 2024-05-01T12:00:00Z", why));
   };
-  size_t pos = 0;
-  auto num = [&](size_t digits, int& out) {
-    if (pos + digits > s.size()) return false;
-    out = 0;
-    for (size_t k = 0; k < digits; ++k) {
-      char c = s[pos + k];
-      if (c < '0' || c > '9') return false;
-      out = out * 10 + (c - '0');
-    }
-    pos += digits;
-    return true;
-  };
-  auto expect = [&](std::string_view chars) {
-    if (pos < s.size() && chars.find(s[pos]) != std::string_view::npos) {
-      ++pos;
-      return true;
-    }
-    return false;
-  };
-  int year, month, day, hour, minute, second;
-  if (!num(4, year) || !expect("-") || !num(2, month) || !expect("-") || !num(2, day)) {
-    return bad("date");
-  }
-  if (!expect("Tt ")) return bad("separator");
-  if (!num(2, hour) || !expect(":") || !num(2, minute) || !expect(":") || !num(2, second)) {
-    return bad("time");
-  }
-  if (year < 1970 || month < 1 || month > 12 || day < 1 ||
-      day > static_cast<int>(DaysInMonth(year, static_cast<unsigned>(month)))) {
-    return bad("date out of range");
-  }
-  if (hour > 23 || minute > 59 || second > 59) return bad("time out of range");
-  int64_t micros_frac = 0;
-  if (expect(".")) {
-    size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (pos - start < 6) micros_frac = micros_frac * 10 + (s[pos] - '0');
-      ++pos;
-    }
-    size_t n = pos - start;
-    if (n == 0 || n > 9) return bad("fraction");
-    for (size_t k = n; k < 6; ++k) micros_frac *= 10;
-  }
-  int64_t offset_s = 0;
-  if (!expect("Zz")) {
-    if (pos >= s.size() || (s[pos] != '+' && s[pos] != '-')) return bad("time zone");
-    int sign = s[pos++] == '-' ? -1 : 1;
-    int oh, om;
-    if (!num(2, oh) || !expect(":") || !num(2, om) || oh > 23 || om > 59) {
-      return bad("time zone");
-    }
-    offset_s = sign * (oh * 3600 + om * 60);
-  }
-  if (pos != s.size()) return bad("trailing characters");
-  int64_t secs =
-      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-      hour * 3600 + minute * 60 + second - offset_s;
-  if (secs < 0) return bad("before 1970");
-  return secs * 1000000 + micros_frac;
+  Result<Timestamp> t = ParseTimestamp(s);
+  if (!t.ok()) return bad(t.status().message());
+  if (!t->has_time) return bad("no time of day");
+  if (!t->has_zone) return bad("no time zone: Z or an offset such as +02:00");
+  if (t->micros < 0) return bad("before 1970");
+  return t->micros;
 }
 
 std::string FormatRfc3339Micros(int64_t micros) {

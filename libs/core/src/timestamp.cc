@@ -7,15 +7,11 @@
 
 namespace splitstream {
 
-Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& field) {
+Result<Timestamp> ParseTimestamp(std::string_view text) {
   size_t pos = 0;
   // `at`: the offending field's first character (0-based).
-  auto bad = [&](std::string_view what, size_t at) -> Status {
-    return Status::InvalidArgument(
-        fmt::format(
-            "expected a timestamp like 2026-11-20T10:11:12Z, got \"{}\": {} at character {}",
-            SanitizeForMessage(text, 60), what, at + 1),
-        field);
+  auto bad = [](std::string_view what, size_t at) -> Status {
+    return Status::InvalidArgument(fmt::format("{} at character {}", what, at + 1));
   };
   // Exactly `digits` ASCII digits.
   auto number = [&](size_t digits, int& out) {
@@ -38,6 +34,7 @@ Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& f
     return false;
   };
 
+  Timestamp t;
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   size_t at = pos;
   if (!number(4, year)) return bad("a 4-digit year expected", at);
@@ -49,8 +46,9 @@ Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& f
   if (day < 1 || day > static_cast<int>(DaysInMonth(year, static_cast<unsigned>(month)))) {
     return bad("no such day in that month", at + 1);
   }
-  int64_t millis = 0;
-  if (consume("T ")) {
+  int64_t frac_us = 0;
+  if (consume("Tt ")) {
+    t.has_time = true;
     at = pos;
     if (!number(2, hour) || hour > 23) return bad("an hour 00-23 expected", at);
     at = pos;
@@ -60,18 +58,18 @@ Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& f
     at = pos;
     if (consume(".")) {
       const size_t start = pos;
-      int64_t scale = 100;
-      while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-        millis += (text[pos] - '0') * scale;
-        scale /= 10;
-        ++pos;
-      }
-      if (pos == start || pos - start > 9) return bad("1 to 9 fraction digits expected", at);
+      while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+      const size_t digits = pos - start;
+      if (digits == 0 || digits > 9) return bad("1 to 9 fraction digits expected", at);
+      for (size_t i = 0; i < 6; ++i)
+        frac_us = frac_us * 10 + (i < digits ? text[start + i] - '0' : 0);
     }
   }
   int64_t offset_s = 0;
   at = pos;
-  if (!consume("Z") && pos < text.size()) {
+  if (consume("Zz")) {
+    t.has_zone = true;
+  } else if (pos < text.size()) {
     if (text[pos] != '+' && text[pos] != '-') {
       return bad("'Z' or a UTC offset \"+HH:MM\" expected", at);
     }
@@ -81,12 +79,25 @@ Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& f
       return bad("a UTC offset \"+HH:MM\" expected", at);
     }
     offset_s = sign * (oh * 3600 + om * 60);
+    t.has_zone = true;
   }
   if (pos != text.size()) return bad("unexpected characters", pos);
   const int64_t secs =
       DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
       hour * 3600 + minute * 60 + second - offset_s;
-  return secs * 1000 + millis;
+  t.micros = secs * 1'000'000 + frac_us;
+  return t;
+}
+
+Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& field) {
+  auto t = ParseTimestamp(text);
+  if (!t.ok()) {
+    return Status::InvalidArgument(
+        fmt::format("expected a timestamp like 2026-11-20T10:11:12Z, got \"{}\": {}",
+                    SanitizeForMessage(text, 60), t.status().message()),
+        field);
+  }
+  return FloorDiv(t->micros, 1000);
 }
 
 }  // namespace splitstream

@@ -155,6 +155,26 @@ TEST(Timestamp, ParsesDatesTimesFractionsAndZones) {
   EXPECT_EQ(ms("1969-12-31T23:00:00Z"), -3600000);
 }
 
+TEST(Timestamp, SaysWhetherATimeAndAZoneWereGivenAndKeepsMicroseconds) {
+  auto date = ParseTimestamp("2026-11-20");
+  ASSERT_TRUE(date.ok());
+  EXPECT_FALSE(date->has_time);
+  EXPECT_FALSE(date->has_zone);
+  EXPECT_EQ(date->micros, 1795132800000000);
+  auto local = ParseTimestamp("2026-11-20t10:11:12.1234567");
+  ASSERT_TRUE(local.ok());
+  EXPECT_TRUE(local->has_time);
+  EXPECT_FALSE(local->has_zone);
+  EXPECT_EQ(local->micros, 1795169472123456);
+  auto zoned = ParseTimestamp("2026-11-20T10:11:12z");
+  ASSERT_TRUE(zoned.ok());
+  EXPECT_TRUE(zoned->has_time && zoned->has_zone);
+  auto offset = ParseTimestamp("2026-11-20T10:11:12-00:30");
+  ASSERT_TRUE(offset.ok());
+  EXPECT_TRUE(offset->has_zone);
+  EXPECT_EQ(offset->micros, 1795171272000000);
+}
+
 TEST(Timestamp, EveryPrefixOfAValidInputIsRefusedUnlessItIsOneItself) {
   const std::string full = "2026-11-20T10:11:12.345+01:00";
   const std::set<size_t> valid = {10, 19, 21, 22, 23, full.size()};  // date, time, fractions

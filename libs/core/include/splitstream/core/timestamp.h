@@ -1,4 +1,5 @@
-// Timestamps typed by people (command-line options), as milliseconds since the epoch (UTC).
+// Timestamps as people and JSON write them (an API's event times, a command-line option).
+// Pure functions, thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -9,12 +10,22 @@
 
 namespace splitstream {
 
-// "YYYY-MM-DD", optionally followed by 'T' or ' ' and "HH:MM:SS" with an optional fraction
-// of 1–9 digits (below milliseconds it is dropped), then optionally 'Z' or "±HH:MM"; without
-// a zone the time is UTC. Examples: "2026-11-20", "2026-11-20T10:11:12Z",
-// "2026-11-20 10:11:12.345+01:00". Errors: InvalidArgument naming `field`, the text, and what
-// is wrong at which character; a date that does not exist (February 30) is an error, not the
-// next month.
+struct Timestamp {
+  int64_t micros = 0;     // since 1970-01-01T00:00:00Z; a time without a zone counts as UTC
+  bool has_time = false;  // a time of day was given (else midnight)
+  bool has_zone = false;  // 'Z' or an offset was given
+};
+
+// "YYYY-MM-DD", optionally followed by 'T', 't' or ' ' and "HH:MM:SS" with an optional
+// fraction of 1–9 digits (kept to the microsecond), then optionally 'Z', 'z' or "±HH:MM".
+// RFC 3339's date-time is the form with a time and a zone. A date that does not exist
+// (February 30) is an error, not a day of the next month. Errors: InvalidArgument, "<what is
+// wrong> at character N" (N counts from 1), naming no field.
+Result<Timestamp> ParseTimestamp(std::string_view text);
+
+// ParseTimestamp in milliseconds (the fraction below a millisecond dropped), for options such
+// as "2026-11-20", "2026-11-20T10:11:12Z" or "2026-11-20 10:11:12.345+01:00". Errors name
+// `field` and quote the text with an example.
 Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& field);
 
 }  // namespace splitstream
