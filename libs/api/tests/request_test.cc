@@ -261,6 +261,15 @@ TEST(Rfc3339, ParsesAndFormats) {
         "2024-05-01T12:00:00Zjunk", "24-05-01T12:00:00Z"}) {
     EXPECT_FALSE(ParseRfc3339Micros(bad).ok()) << bad;
   }
+  // A time and a zone are required; the instant, not the local date, must be in 1970 or later.
+  EXPECT_EQ(*ParseRfc3339Micros("1969-12-31T23:30:00-01:00"), 1800000000);
+  EXPECT_NE(ParseRfc3339Micros("2024-05-01T12:00:00").status().message().find("no time zone"),
+            std::string::npos);
+  EXPECT_NE(ParseRfc3339Micros("2024-02-30T00:00:00Z")
+                .status()
+                .message()
+                .find("no such day in that month at character 9"),
+            std::string::npos);
   EXPECT_EQ(FormatRfc3339Micros(1714564800123456), "2024-05-01T12:00:00.123456Z");
   EXPECT_EQ(FormatRfc3339Micros(0), "1970-01-01T00:00:00.000000Z");
   for (int64_t t : {int64_t{951782400000000}, int64_t{4102444799999999}, int64_t{1}}) {
