@@ -9,25 +9,13 @@
 #include "splitstream/api/ops_server.h"
 #include "splitstream/clickhouse/client.h"
 #include "splitstream/core/timestamp.h"
+#include "splitstream/debezium/encoder.h"
 #include "splitstream/kafka/kafka.h"
 #include "splitstream/pipeline/clickhouse_writer.h"
 #include "splitstream/pipeline/sink.h"
 #include "splitstream/process/stop_signals.h"
 
 namespace splitstream::app {
-namespace {
-
-std::string EscapeRegex(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-}  // namespace
-
 Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   if (cfg.kafka_brokers.empty()) {
     return Status::FailedPrecondition(
@@ -68,7 +56,7 @@ Status RunSink(const config::Config& cfg, const SinkCommandOptions& opts) {
   // stop that comes during one within its bound (StopSignals below).
   consumer_opts.commit_timeout = std::chrono::milliseconds(5000);
   if (consumer_opts.subscriptions.empty()) {
-    consumer_opts.subscriptions = {"^" + EscapeRegex(cfg.topic_prefix) + "\\.public\\..*"};
+    consumer_opts.subscriptions = {debezium::TableTopicsPattern(cfg.topic_prefix, "public")};
   }
   // New topics matching the pattern (a table's first change) are found on metadata refresh.
   consumer_opts.overrides["topic.metadata.refresh.interval.ms"] = "2000";

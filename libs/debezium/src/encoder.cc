@@ -788,6 +788,21 @@ std::shared_ptr<const TableEncoding> Encoder::Prepare(TableSchema schema) const 
   return table;
 }
 
+std::string TableTopicsPattern(std::string_view server_name, std::string_view schema) {
+  std::string out = "^";
+  auto literal = [&out](std::string_view name) {
+    for (char c : name) {
+      if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) out += '\\';
+      out += c;
+    }
+  };
+  literal(server_name);
+  out += "\\.";
+  literal(schema);
+  out += "\\..*";
+  return out;
+}
+
 std::string Encoder::Topic(const TableEncoding& table) const { return table.topic(); }
 
 bool Encoder::EncodeKey(const TableEncoding& table, std::span<const Datum> row,

@@ -1,6 +1,7 @@
 #include "splitstream/debezium/encoder.h"
 
 #include <gtest/gtest.h>
+#include <regex.h>
 #include <simdjson.h>
 
 #include <string>
@@ -77,6 +78,31 @@ TEST(EncoderTest, EventsCreateEnvelopeIsByteExact) {
            R"("lsn":24023128,"xmin":null},"transaction":null,"op":"c","ts_ms":1795169472400,)"
            R"("ts_us":1795169472400001,"ts_ns":1795169472400001002})");
   EXPECT_EQ(enc.Topic(*table), "dbserver1.public.events");
+}
+
+// The sink subscribes with this pattern: librdkafka takes a subscription that starts with '^'
+// as a POSIX extended regular expression (anchored by that '^').
+TEST(EncoderTest, TableTopicsPatternMatchesTheTableTopicsAndNothingElse) {
+  EXPECT_EQ(TableTopicsPattern("dbserver1", "public"), R"(^dbserver1\.public\..*)");
+  EncoderOptions o = Options();
+  o.server_name = "shop.eu+1";
+  Encoder enc(o);
+  auto table = enc.Prepare(EventsSchema());
+  regex_t re;
+  ASSERT_EQ(
+      regcomp(&re, TableTopicsPattern(o.server_name, "public").c_str(), REG_EXTENDED | REG_NOSUB),
+      0);
+  auto matches = [&re](const std::string& topic) {
+    return regexec(&re, topic.c_str(), 0, nullptr, 0) == 0;
+  };
+  EXPECT_TRUE(matches(enc.Topic(*table))) << enc.Topic(*table);
+  for (const std::string& other :
+       {enc.TransactionTopic(), enc.HeartbeatTopic(), std::string("shopXeu+1.public.events"),
+        std::string("shop.euu1.public.events"), std::string("shop.eu+1.publicX.events"),
+        std::string("x.shop.eu+1.public.events"), std::string("shop.eu+1.other.events")}) {
+    EXPECT_FALSE(matches(other)) << other;
+  }
+  regfree(&re);
 }
 
 TEST(EncoderTest, KeyHoldsKeyColumnsOnly) {

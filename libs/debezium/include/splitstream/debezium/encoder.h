@@ -123,6 +123,11 @@ class TableEncoding {
   std::unique_ptr<Impl> impl_;
 };
 
+// A librdkafka subscription ("^" then a regular expression) matching every table topic an
+// Encoder with `server_name` names in `schema` (Encoder::Topic: server_name.schema.table), and
+// nothing else: the names' regex characters are escaped.
+std::string TableTopicsPattern(std::string_view server_name, std::string_view schema);
+
 class Encoder {
  public:
   explicit Encoder(EncoderOptions options);
