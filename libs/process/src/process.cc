@@ -19,6 +19,15 @@ extern char** environ;
 namespace splitstream::process {
 namespace {
 
+// Reaps `c` if it has exited, without waiting; true when it has.
+bool Collect(Child& c) {
+  int status = 0;
+  if (waitpid(c.pid, &status, WNOHANG) != c.pid) return false;
+  c.running = false;
+  c.exit_code = ExitCode(status);
+  return true;
+}
+
 // SIGKILL, and the child is reaped.
 void Kill(Child& c) {
   kill(c.pid, SIGKILL);
@@ -73,12 +82,7 @@ Result<pid_t> Spawn(const std::string& exe, const std::vector<std::string>& args
 
 void Reap(std::vector<Child>& children) {
   for (Child& c : children) {
-    if (!c.running) continue;
-    int status = 0;
-    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-      c.running = false;
-      c.exit_code = ExitCode(status);
-    }
+    if (c.running) Collect(c);
   }
 }
 
@@ -89,13 +93,8 @@ void StopAll(std::string_view name, std::vector<Child>& children, int first,
     spdlog::info("{}: stopping {} (pid {})", name, c.role, c.pid);
     kill(c.pid, SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + grace;
-    while (c.running && std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-        c.running = false;
-        c.exit_code = ExitCode(status);
-        break;
-      }
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Collect(c)) break;
       const timespec poll{0, 50 * 1000 * 1000};
       const int sig = sigtimedwait(&signals, nullptr, &poll);
       if (sig == SIGINT || sig == SIGTERM) {
