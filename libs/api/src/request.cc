@@ -9,7 +9,6 @@
 #include <initializer_list>
 
 #include "errors.h"
-#include "splitstream/core/civil.h"
 #include "splitstream/core/timestamp.h"
 
 namespace splitstream::api {
@@ -372,16 +371,6 @@ Result<int64_t> ParseRfc3339Micros(std::string_view s) {
   if (!t->has_zone) return bad("no time zone: Z or an offset such as +02:00");
   if (t->micros < 0) return bad("before 1970");
   return t->micros;
-}
-
-std::string FormatRfc3339Micros(int64_t micros) {
-  const int64_t secs = FloorDiv(micros, 1000000);
-  const int64_t frac = micros - secs * 1000000;
-  const int64_t days = FloorDiv(secs, 86400);
-  const int64_t rem = secs - days * 86400;
-  const CivilDate c = CivilFromDays(days);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", c.year, c.month, c.day,
-                     rem / 3600, rem / 60 % 60, rem % 60, frac);
 }
 
 bool IsUuid(std::string_view s) {

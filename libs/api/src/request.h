@@ -47,8 +47,6 @@ Result<std::vector<experiments::Event>> ParseEvents(std::string_view body);
 // epoch. Years 1970..9999; at most 9 fraction digits (beyond microseconds truncated); no
 // leap seconds.
 Result<int64_t> ParseRfc3339Micros(std::string_view text);
-// Microseconds since the epoch as "2024-05-01T12:00:00.123456Z".
-std::string FormatRfc3339Micros(int64_t micros);
 
 // 8-4-4-4-12 hexadecimal digits.
 bool IsUuid(std::string_view text);

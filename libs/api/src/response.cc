@@ -4,6 +4,7 @@
 #include <rapidjson/writer.h>
 
 #include "request.h"
+#include "splitstream/core/timestamp.h"
 
 namespace splitstream::api {
 namespace {
@@ -14,7 +15,7 @@ void Str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<unsigne
 
 void Time(Writer& w, const std::optional<int64_t>& micros) {
   if (micros) {
-    Str(w, FormatRfc3339Micros(*micros));
+    Str(w, FormatTimestamp(*micros));
   } else {
     w.Null();
   }
@@ -137,7 +138,7 @@ void WriteAssignment(Writer& w, const experiments::Assignment& a) {
   w.Bool(a.stored);
   if (a.assigned_at_us != 0) {
     w.Key("assigned_at");
-    Str(w, FormatRfc3339Micros(a.assigned_at_us));
+    Str(w, FormatTimestamp(a.assigned_at_us));
   }
   w.EndObject();
 }

@@ -175,6 +175,25 @@ TEST(Timestamp, SaysWhetherATimeAndAZoneWereGivenAndKeepsMicroseconds) {
   EXPECT_EQ(offset->micros, 1795171272000000);
 }
 
+TEST(Timestamp, FormatsInUtcAndCutsTheFraction) {
+  EXPECT_EQ(FormatTimestamp(1714564800123456), "2024-05-01T12:00:00.123456Z");
+  EXPECT_EQ(FormatTimestamp(0), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(FormatTimestamp(-1), "1969-12-31T23:59:59.999999Z");  // toward the past
+  EXPECT_EQ(FormatTimestamp(1709210096789012, kPostgresUtc), "2024-02-29 12:34:56.789012+00");
+  EXPECT_EQ(FormatTimestamp(1709210096789912, kRfc3339Millis), "2024-02-29T12:34:56.789Z");
+  EXPECT_EQ(FormatTimestamp(-1000, kRfc3339Millis), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatTimestamp(-1, kRfc3339Millis), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatTimestamp(4102444799999999, {'T', 0, "Z"}), "2099-12-31T23:59:59Z");
+  EXPECT_EQ(FormatTimestamp(1500, {' ', 1, ""}), "1970-01-01 00:00:00.0");
+  // RFC 3339 with microseconds reads back as the same instant, years 0001 to 9999.
+  for (int64_t t : {int64_t{0}, int64_t{-1}, int64_t{951782400000000}, int64_t{1709210096789012},
+                    int64_t{-62135596800000000}, int64_t{253402300799999999}}) {
+    auto back = ParseTimestamp(FormatTimestamp(t));
+    ASSERT_TRUE(back.ok()) << FormatTimestamp(t);
+    EXPECT_EQ(back->micros, t) << FormatTimestamp(t);
+  }
+}
+
 TEST(Timestamp, EveryPrefixOfAValidInputIsRefusedUnlessItIsOneItself) {
   const std::string full = "2026-11-20T10:11:12.345+01:00";
   const std::set<size_t> valid = {10, 19, 21, 22, 23, full.size()};  // date, time, fractions

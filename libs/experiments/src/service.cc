@@ -15,6 +15,7 @@
 #include "assign_batcher.h"
 #include "definitions.h"
 #include "splitstream/core/strings.h"
+#include "splitstream/core/timestamp.h"
 #include "splitstream/experiments/migrations.h"
 #include "splitstream/pg/pg.h"
 #include "sql_util.h"
@@ -381,11 +382,10 @@ ORDER BY experiment_id)sql",
       }
       ts_us[i] = e.ts_us.value_or(now);
       if (ts_us[i] < earliest || ts_us[i] > latest) {
-        return Status::InvalidArgument(fmt::format("ts {} is outside the accepted window [{}, {}]",
-                                                   internal::FormatTimestampUtc(ts_us[i]),
-                                                   internal::FormatTimestampUtc(earliest),
-                                                   internal::FormatTimestampUtc(latest)),
-                                       field + ".ts");
+        return Status::InvalidArgument(
+            fmt::format("ts {} is outside the accepted window [{}, {}]", FormatTimestamp(ts_us[i]),
+                        FormatTimestamp(earliest), FormatTimestamp(latest)),
+            field + ".ts");
       }
       if (e.event_id) {
         if (!internal::IsCanonicalUuid(*e.event_id)) {
@@ -405,7 +405,7 @@ ORDER BY experiment_id)sql",
         values.emplace_back(std::nullopt);
       }
       props.emplace_back(std::move(e.properties_json));
-      tss.emplace_back(internal::FormatTimestampUtc(ts_us[i]));
+      tss.emplace_back(FormatTimestamp(ts_us[i], kPostgresUtc));
     }
 
     SPLITSTREAM_ASSIGN_OR_RETURN(auto lease, pool_->Acquire());

@@ -42,15 +42,6 @@ Result<std::optional<int64_t>> ParseOptionalInt64(const pg::Param& value) {
   return std::optional<int64_t>(v);
 }
 
-std::string FormatTimestampUtc(int64_t micros) {
-  const int64_t days = FloorDiv(micros, kMicrosPerDay);
-  const int64_t in_day = micros - days * kMicrosPerDay;
-  const CivilDate c = CivilFromDays(days);
-  const int64_t secs = in_day / 1'000'000;
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00", c.year, c.month, c.day,
-                     secs / 3600, secs / 60 % 60, secs % 60, in_day % 1'000'000);
-}
-
 int64_t StartOfMonthUtc(int64_t micros, int months) {
   const CivilDate c = CivilFromDays(FloorDiv(micros, kMicrosPerDay));
   const int64_t index = c.year * 12 + (c.month - 1) + months;

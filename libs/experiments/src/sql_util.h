@@ -21,8 +21,6 @@ Result<double> ParseDouble(std::string_view text);
 // NULL → std::nullopt.
 Result<std::optional<int64_t>> ParseOptionalInt64(const pg::Param& value);
 
-// "YYYY-MM-DD HH:MM:SS.ffffff+00" for microseconds since the Unix epoch.
-std::string FormatTimestampUtc(int64_t micros);
 // Microseconds at 00:00 UTC of the first day of the month `months` months from the month
 // holding `micros` (negative: earlier).
 int64_t StartOfMonthUtc(int64_t micros, int months);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "splitstream/assignment/assignment.h"
+#include "splitstream/core/timestamp.h"
 #include "splitstream/pg/pg.h"
 #include "splitstream/testing/test_database.h"
 
@@ -606,6 +607,11 @@ TEST_F(EventsTest, TimestampsOutsideTheWindowAreRejected) {
   batch[1].ts_us = now + 2 * day;
   auto future = service_->TrackEvents(batch);
   EXPECT_EQ(future.status().field(), "events[1].ts");
+  // The message quotes the time as the API takes it (RFC 3339), not as PostgreSQL writes it.
+  EXPECT_NE(
+      future.status().message().find("ts " + FormatTimestamp(*batch[1].ts_us) + " is outside"),
+      std::string::npos)
+      << future.status().message();
   EXPECT_EQ(Events(), 0);
 
   // In the window but its partition was dropped (retention): still a clear error.

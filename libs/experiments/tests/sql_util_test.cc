@@ -4,24 +4,19 @@
 
 #include <set>
 
+#include "splitstream/core/timestamp.h"
+
 namespace splitstream::experiments::internal {
 namespace {
 
 constexpr int64_t kSecond = 1'000'000;
 
-TEST(FormatTimestampUtc, KnownInstants) {
-  EXPECT_EQ(FormatTimestampUtc(0), "1970-01-01 00:00:00.000000+00");
-  EXPECT_EQ(FormatTimestampUtc(-1), "1969-12-31 23:59:59.999999+00");
-  // 2024-02-29 12:34:56.789012 UTC (leap day).
-  EXPECT_EQ(FormatTimestampUtc(1709210096789012), "2024-02-29 12:34:56.789012+00");
-}
-
 TEST(StartOfMonthUtc, StepsAcrossYears) {
   const int64_t t = 1709210096789012;  // 2024-02-29
-  EXPECT_EQ(FormatTimestampUtc(StartOfMonthUtc(t, 0)), "2024-02-01 00:00:00.000000+00");
-  EXPECT_EQ(FormatTimestampUtc(StartOfMonthUtc(t, -1)), "2024-01-01 00:00:00.000000+00");
-  EXPECT_EQ(FormatTimestampUtc(StartOfMonthUtc(t, -2)), "2023-12-01 00:00:00.000000+00");
-  EXPECT_EQ(FormatTimestampUtc(StartOfMonthUtc(t, 11)), "2025-01-01 00:00:00.000000+00");
+  EXPECT_EQ(FormatTimestamp(StartOfMonthUtc(t, 0), kPostgresUtc), "2024-02-01 00:00:00.000000+00");
+  EXPECT_EQ(FormatTimestamp(StartOfMonthUtc(t, -1), kPostgresUtc), "2024-01-01 00:00:00.000000+00");
+  EXPECT_EQ(FormatTimestamp(StartOfMonthUtc(t, -2), kPostgresUtc), "2023-12-01 00:00:00.000000+00");
+  EXPECT_EQ(FormatTimestamp(StartOfMonthUtc(t, 11), kPostgresUtc), "2025-01-01 00:00:00.000000+00");
   EXPECT_EQ(StartOfMonthUtc(0, 0), 0);
   EXPECT_EQ(StartOfMonthUtc(31 * 86400 * kSecond - 1, 0), 0);
   EXPECT_EQ(MonthSuffixUtc(t), "2024_02");

@@ -6,7 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
+
+#include "splitstream/core/timestamp.h"
 
 namespace splitstream::results {
 namespace {
@@ -94,16 +95,6 @@ const stats::ComparisonResult* ComparisonFor(const stats::MetricAnalysis& a,
 
 }  // namespace
 
-std::string FormatIsoMillis(int64_t ms) {
-  int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-  int64_t frac = ms - secs * 1000;
-  std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
-
 std::string RenderJson(const ExperimentResults& r) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
@@ -115,12 +106,12 @@ std::string RenderJson(const ExperimentResults& r) {
   w.Key("status");
   Str(w, r.status);
   w.Key("computed_at");
-  Str(w, FormatIsoMillis(r.computed_at_us / 1000));
+  Str(w, FormatTimestamp(r.computed_at_us, kRfc3339Millis));
   w.Key("freshness");
   w.StartObject();
   w.Key("newest_change");
   if (r.newest_change_ms) {
-    Str(w, FormatIsoMillis(*r.newest_change_ms));
+    Str(w, FormatTimestamp(*r.newest_change_ms * 1000, kRfc3339Millis));
   } else {
     w.Null();
   }
@@ -290,8 +281,8 @@ std::string RenderTable(const ExperimentResults& r) {
                        r.srm->mismatch ? "  MISMATCH: check assignment and logging" : " (ok)");
   }
   if (r.newest_change_ms) {
-    out += fmt::format("Data as of {} ({:.0f} s ago)\n", FormatIsoMillis(*r.newest_change_ms),
-                       AgeSeconds(r));
+    out += fmt::format("Data as of {} ({:.0f} s ago)\n",
+                       FormatTimestamp(*r.newest_change_ms * 1000, kRfc3339Millis), AgeSeconds(r));
   } else {
     out += "Data: nothing in ClickHouse yet\n";
   }
@@ -329,7 +320,8 @@ std::string RenderCsv(const ExperimentResults& r) {
       "p_value_adjusted,chance_to_beat,expected_loss,significant,verdict,srm_p_value,"
       "newest_change\n";
   std::string srm = r.srm ? fmt::format("{}", r.srm->p_value) : "";
-  std::string fresh = r.newest_change_ms ? FormatIsoMillis(*r.newest_change_ms) : "";
+  std::string fresh =
+      r.newest_change_ms ? FormatTimestamp(*r.newest_change_ms * 1000, kRfc3339Millis) : "";
   for (const MetricResult& m : r.metrics) {
     if (!m.analysis) {
       out += fmt::format("{},{},{},,,,,,,,,,,,,,,,,,,,{},{},{}\n", CsvField(r.key),

@@ -274,11 +274,6 @@ TEST(RenderTest, TableAndCsv) {
   EXPECT_NE(RenderJson(r).find(R"("newest_change":null,"age_seconds":null)"), std::string::npos);
 }
 
-TEST(RenderTest, IsoTime) {
-  EXPECT_EQ(FormatIsoMillis(0), "1970-01-01T00:00:00.000Z");
-  EXPECT_EQ(FormatIsoMillis(-1), "1969-12-31T23:59:59.999Z");
-}
-
 TEST(EngineTest, MetricKinds) {
   EXPECT_EQ(*ParseMetricKind("ratio"), stats::MetricKind::kRatio);
   EXPECT_FALSE(ParseMetricKind("median").ok());

@@ -28,4 +28,21 @@ Result<Timestamp> ParseTimestamp(std::string_view text);
 // `field` and quote the text with an example.
 Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& field);
 
+// How FormatTimestamp writes an instant. Always in UTC; the zone is written as given.
+struct TimestampFormat {
+  char separator = 'T';         // between the date and the time of day
+  int fraction_digits = 6;      // 0–6; the fraction is cut, not rounded (toward the past)
+  std::string_view zone = "Z";  // written after the time
+};
+// RFC 3339 with microseconds, as the API answers: 2024-05-01T12:00:00.123456Z.
+inline constexpr TimestampFormat kRfc3339Micros{};
+// RFC 3339 with milliseconds, as JavaScript's Date.toISOString: 2024-05-01T12:00:00.123Z.
+inline constexpr TimestampFormat kRfc3339Millis{'T', 3, "Z"};
+// PostgreSQL's timestamptz text with TimeZone UTC: 2024-05-01 12:00:00.123456+00.
+inline constexpr TimestampFormat kPostgresUtc{' ', 6, "+00"};
+
+// `micros` since 1970-01-01T00:00:00Z in `format`; years 0–9999 (four digits; others are
+// written with as many digits as they need).
+std::string FormatTimestamp(int64_t micros, const TimestampFormat& format = kRfc3339Micros);
+
 }  // namespace splitstream

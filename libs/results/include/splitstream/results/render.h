@@ -15,7 +15,4 @@ std::string RenderTable(const ExperimentResults& r);
 // RFC 4180: comma-separated, fields with a comma, quote or newline are quoted.
 std::string RenderCsv(const ExperimentResults& r);
 
-// "2024-05-01T12:00:00.123Z" for milliseconds since the epoch (UTC).
-std::string FormatIsoMillis(int64_t ms);
-
 }  // namespace splitstream::results
