@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   CommonFlags flags;
   app.add_option("--config", flags.config_path, "TOML configuration file")
       ->check(CLI::ExistingFile);
-  AddSettingFlag(&app, flags, "--log-level", "log_level", "trace|debug|info|warn|error");
+  AddSettingFlag(&app, flags, "--log-level", "log_level",
+                 "trace|debug|info|warn|error|critical|off");
   AddSettingFlag(&app, flags, "--pg-dsn", "pg_dsn", "libpq conninfo of the source database");
 
   auto* serve = app.add_subcommand("serve", "HTTP API: experiments, assignment, events");

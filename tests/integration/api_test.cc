@@ -210,6 +210,17 @@ TEST_F(ApiIntegrationTest, AssignIsDeterministicAndStickyAcrossRestartAndWeightC
   EXPECT_EQ(r.result_int(), 400);
   EXPECT_EQ(Json(r.body(), "/error/field"), "variants[0].key");
   EXPECT_EQ(Count("SELECT count(*) FROM variants WHERE key = 'treatment' AND weight = 99"), 1);
+  // So is a weight that is not positive, and the error names it as the body does.
+  r = c.Send(http::verb::patch, "/v1/experiments/checkout",
+             R"({"variants":[{"key":"control","weight":1},{"key":"treatment","weight":0}]})");
+  EXPECT_EQ(r.result_int(), 400);
+  EXPECT_EQ(Json(r.body(), "/error/field"), "variants[1].weight") << r.body();
+  // And a list of another length.
+  r = c.Send(http::verb::patch, "/v1/experiments/checkout",
+             R"({"variants":[{"key":"control","weight":1}]})");
+  EXPECT_EQ(r.result_int(), 400);
+  EXPECT_EQ(Json(r.body(), "/error/field"), "variants") << r.body();
+  EXPECT_EQ(Count("SELECT count(*) FROM variants WHERE key = 'treatment' AND weight = 99"), 1);
 }
 
 TEST_F(ApiIntegrationTest, LayerMakesExperimentsMutuallyExclusive) {

@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdlib>
 #include <vector>
@@ -12,6 +14,10 @@ namespace splitstream::config {
 namespace {
 
 enum class Kind { kString, kInt };
+
+// spdlog's level names, as InitLogging takes them.
+constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
+                                                        "error", "critical", "off"};
 
 struct Setting {
   const char* name;
@@ -137,6 +143,13 @@ Result<Config> Load(const std::string& toml_path, const std::map<std::string, st
   }
   if (cfg.max_body_bytes < 1024) {
     return Status::InvalidArgument("max_body_bytes must be at least 1024", "max_body_bytes");
+  }
+  if (std::find(kLogLevels.begin(), kLogLevels.end(), cfg.log_level) == kLogLevels.end()) {
+    return Status::InvalidArgument(
+        "log_level must be one of trace, debug, info, warn, error, "
+        "critical, off; got \"" +
+            SanitizeForMessage(cfg.log_level, 40) + "\"",
+        "log_level");
   }
   return cfg;
 }

@@ -76,6 +76,20 @@ TEST(Config, BlockingThreadsWithinTheirRange) {
   EXPECT_NE(zero.status().message().find("between 1 and 1000"), std::string::npos);
 }
 
+TEST(Config, LogLevelIsOneOfTheNamedLevels) {
+  EXPECT_EQ(Load("", {}, MapEnv({}))->log_level, "info");
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    EXPECT_TRUE(Load("", {{"log_level", level}}, MapEnv({})).ok()) << level;
+  }
+  // A misspelt level used to leave the process at info without a word.
+  auto bad = Load("", {}, MapEnv({{"SPLITSTREAM_LOG_LEVEL", "verbose"}}));
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().field(), "log_level");
+  EXPECT_NE(bad.status().message().find("got \"verbose\""), std::string::npos)
+      << bad.status().message();
+  EXPECT_FALSE(Load(WriteFile("level.toml", "log_level = \"warning\"\n"), {}, MapEnv({})).ok());
+}
+
 TEST(Config, HttpHostPort) {
   Config cfg;
   cfg.http_addr = "127.0.0.1:8081";

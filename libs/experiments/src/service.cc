@@ -216,7 +216,8 @@ WHERE key = $1 AND status <> 'stopped' RETURNING id)sql",
     std::vector<pg::Param> weight_params;
     if (weights) {
       for (size_t i = 0; i < weights->size(); ++i) {
-        SPLITSTREAM_RETURN_IF_ERROR(ValidateWeight((*weights)[i], fmt::format("weights[{}]", i)));
+        SPLITSTREAM_RETURN_IF_ERROR(
+            ValidateWeight((*weights)[i], fmt::format("variants[{}].weight", i)));
         weight_params.emplace_back(internal::FormatDouble((*weights)[i]));
       }
     }
@@ -240,9 +241,9 @@ WHERE key = $1 AND status <> 'stopped' RETURNING id)sql",
           SPLITSTREAM_ASSIGN_OR_RETURN(int64_t count, internal::ParseInt64(current.text(0, 2)));
           if (static_cast<int64_t>(weights->size()) != count) {
             return Status::InvalidArgument(
-                fmt::format("expected {} weights (one per variant, in order), got {}", count,
-                            weights->size()),
-                "weights");
+                fmt::format("expected {} variants (each of the experiment's, in order), got {}",
+                            count, weights->size()),
+                "variants");
           }
           SPLITSTREAM_ASSIGN_OR_RETURN(auto updated,
                                        conn.Exec(R"sql(

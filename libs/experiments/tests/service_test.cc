@@ -329,9 +329,9 @@ TEST_F(ServiceTest, StickyAcrossRestartAndAllocationChanges) {
   EXPECT_EQ(Count("SELECT count(*) FROM assignments"), stored);
 
   auto wrong = service_->UpdateAllocation("sticky", std::nullopt, std::vector<double>{1, 1, 1});
-  EXPECT_EQ(wrong.status().field(), "weights");
+  EXPECT_EQ(wrong.status().field(), "variants");
   auto negative = service_->UpdateAllocation("sticky", std::nullopt, std::vector<double>{1, 0});
-  EXPECT_EQ(negative.status().field(), "weights[1]");
+  EXPECT_EQ(negative.status().field(), "variants[1].weight");
   EXPECT_EQ(service_->UpdateAllocation("sticky", 2.0, std::nullopt).status().field(), "traffic");
   EXPECT_EQ(service_->UpdateAllocation("nope", 0.5, std::nullopt).status().code(),
             StatusCode::kNotFound);

@@ -79,8 +79,8 @@ class Server {
   virtual uint16_t port() const = 0;
 
   // Graceful stop: stops accepting, closes idle keep-alive connections, lets requests in
-  // flight finish and their responses be written (waiting at most 10 seconds), then stops
-  // the workers. Returns when the workers have stopped.
+  // flight finish and their responses be written (waiting at most options.shutdown_grace),
+  // then stops the workers. Returns when the workers have stopped.
   virtual void Shutdown() = 0;
 
   // Blocks until the server has stopped (after Shutdown() from another thread).

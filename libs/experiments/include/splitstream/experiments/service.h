@@ -74,7 +74,8 @@ class Service {
   virtual Result<Experiment> Stop(const std::string& key) = 0;
   // Changes the traffic fraction and/or the variant weights (same variant keys, same
   // order). Stored assignments never move; lowering traffic never moves a user in.
-  // InvalidArgument "traffic", "weights" (count differs) or "weights[i]"; NotFound "key";
+  // InvalidArgument "traffic", "variants" (count differs) or "variants[i].weight", named as
+  // the API's PATCH body names them; NotFound "key";
   // FailedPrecondition for a stopped experiment. Both absent: returns the experiment as is.
   virtual Result<Experiment> UpdateAllocation(const std::string& key, std::optional<double> traffic,
                                               std::optional<std::vector<double>> weights) = 0;
