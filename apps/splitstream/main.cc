@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
   AddSettingFlag(serve, flags, "--http-blocking-threads", "http_blocking_threads",
                  "threads for requests that wait on a database");
   AddSettingFlag(serve, flags, "--max-body-bytes", "max_body_bytes", "request body limit");
+  AddSettingFlag(serve, flags, "--results-intervals", "results_intervals",
+                 "fixed|sequential: the results' intervals and p-values (sequential: always "
+                 "valid, for looking as often as the dashboard refreshes)");
   splitstream::app::ServeCommandOptions serve_opts;
   serve
       ->add_option("--shutdown-timeout-ms", serve_opts.shutdown_timeout_ms,
@@ -177,7 +180,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{0}, int64_t{24 * 366}))
       ->capture_default_str();
   results->add_flag("--sequential", results_opts.sequential,
-                    "always-valid (sequential) intervals and p-values");
+                    "always-valid (sequential) intervals and p-values (also when "
+                    "SPLITSTREAM_RESULTS_INTERVALS=sequential)");
 
   splitstream::app::UpOptions up_opts;
   auto* up = app.add_subcommand(
@@ -189,6 +193,8 @@ int main(int argc, char** argv) {
   AddSettingFlag(up, flags, "--topic-prefix", "topic_prefix", "Debezium topic.prefix");
   AddSettingFlag(up, flags, "--clickhouse-url", "clickhouse_url", "ClickHouse HTTP endpoint");
   AddSettingFlag(up, flags, "--clickhouse-database", "clickhouse_database", "analytics database");
+  AddSettingFlag(up, flags, "--results-intervals", "results_intervals",
+                 "fixed|sequential: the intervals of serve's results");
   up->add_option("--slot", up_opts.slot, "cdc's logical replication slot")->capture_default_str();
   up->add_option("--group", up_opts.group, "sink's consumer group (default clickhouse-consumer)");
   up->add_option("--cdc-metrics-addr", up_opts.cdc_metrics_addr, "host:port of cdc's /metrics")

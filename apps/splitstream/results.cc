@@ -77,7 +77,10 @@ class EngineResultsProvider final : public api::ResultsProvider {
 
 Result<std::unique_ptr<api::ResultsProvider>> MakeResultsProvider(const config::Config& cfg,
                                                                   experiments::Service* service) {
-  SPLITSTREAM_ASSIGN_OR_RETURN(auto engine, results::ResultsEngine::Create(ClickHouseOptions(cfg)));
+  results::EngineOptions engine_opts;
+  engine_opts.analysis.sequential = cfg.results_intervals == "sequential";
+  SPLITSTREAM_ASSIGN_OR_RETURN(auto engine,
+                               results::ResultsEngine::Create(ClickHouseOptions(cfg), engine_opts));
   return std::unique_ptr<api::ResultsProvider>(
       std::make_unique<EngineResultsProvider>(service, std::move(engine)));
 }
@@ -94,7 +97,7 @@ Status RunResults(const config::Config& cfg, const ResultsCommandOptions& opts) 
   // beats building a state that would serve no second request (8.5 s; docs/benchmarks.md).
   engine_opts.incremental = false;
   engine_opts.cuped_pre_window_hours = opts.cuped_hours;
-  engine_opts.analysis.sequential = opts.sequential;
+  engine_opts.analysis.sequential = opts.sequential || cfg.results_intervals == "sequential";
   SPLITSTREAM_ASSIGN_OR_RETURN(auto engine,
                                results::ResultsEngine::Create(ClickHouseOptions(cfg), engine_opts));
   Result<results::ExperimentResults> r = results::ComputeForKey(*service, *engine, opts.experiment);

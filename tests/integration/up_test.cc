@@ -75,8 +75,9 @@ TEST_F(UpTest, OneCommandRunsThePipelineAndStopsCleanly) {
 
   // Started again, serve prepares the results of the running experiment at once (the state of
   // libs/results, from the rows the sink wrote with their _batch), and they count every user
-  // the experiment assigned.
+  // the experiment assigned. This time with sequential intervals, which `up` hands to serve.
   log_ += ".again";
+  env_["SPLITSTREAM_RESULTS_INTERVALS"] = "sequential";
   StartUp();
   const std::string admin_again = AwaitPrinted("admin token");
   ASSERT_EQ(admin_again.size(), 32u);
@@ -95,6 +96,7 @@ TEST_F(UpTest, OneCommandRunsThePipelineAndStopsCleanly) {
             0);
   const std::string body = ReadFile(log_ + ".results");
   EXPECT_NE(body.find("\"experiment\":\"up-checkout\""), std::string::npos) << body;
+  EXPECT_NE(body.find("\"sequential\":true"), std::string::npos) << body;
   up_->Signal(SIGTERM);
   EXPECT_EQ(up_->Wait(seconds(90)).value_or(-1), 0);
 }

@@ -38,6 +38,7 @@ const std::vector<Setting>& Settings() {
       {"admin_token", Kind::kString, true, &Config::admin_token},
       {"client_token", Kind::kString, true, &Config::client_token},
       {"log_level", Kind::kString, false, &Config::log_level},
+      {"results_intervals", Kind::kString, false, &Config::results_intervals},
       {"pg_pool_size", Kind::kInt, false, nullptr, &Config::pg_pool_size},
       {"http_threads", Kind::kInt, false, nullptr, &Config::http_threads},
       {"http_blocking_threads", Kind::kInt, false, nullptr, &Config::http_blocking_threads},
@@ -150,6 +151,11 @@ Result<Config> Load(const std::string& toml_path, const std::map<std::string, st
         "critical, off; got \"" +
             SanitizeForMessage(cfg.log_level, 40) + "\"",
         "log_level");
+  }
+  if (cfg.results_intervals != "fixed" && cfg.results_intervals != "sequential") {
+    return Status::InvalidArgument("results_intervals must be fixed or sequential; got \"" +
+                                       SanitizeForMessage(cfg.results_intervals, 40) + "\"",
+                                   "results_intervals");
   }
   return cfg;
 }

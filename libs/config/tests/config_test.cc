@@ -90,6 +90,17 @@ TEST(Config, LogLevelIsOneOfTheNamedLevels) {
   EXPECT_FALSE(Load(WriteFile("level.toml", "log_level = \"warning\"\n"), {}, MapEnv({})).ok());
 }
 
+TEST(Config, ResultsIntervalsAreFixedOrSequential) {
+  EXPECT_EQ(Load("", {}, MapEnv({}))->results_intervals, "fixed");
+  auto seq = Load("", {}, MapEnv({{"SPLITSTREAM_RESULTS_INTERVALS", "sequential"}}));
+  ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+  EXPECT_EQ(seq->results_intervals, "sequential");
+  EXPECT_EQ(seq->ToEnvironment().at("SPLITSTREAM_RESULTS_INTERVALS"), "sequential");
+  auto bad = Load("", {{"results_intervals", "always"}}, MapEnv({}));
+  EXPECT_EQ(bad.status().field(), "results_intervals");
+  EXPECT_NE(bad.status().message().find("fixed or sequential"), std::string::npos);
+}
+
 TEST(Config, HttpHostPort) {
   Config cfg;
   cfg.http_addr = "127.0.0.1:8081";

@@ -43,6 +43,10 @@ struct Config {
   std::string admin_token;
   std::string client_token;
   std::string log_level = "info";
+  // The intervals and p-values of the results `serve` computes (API and dashboard): "fixed"
+  // (fixed-horizon, valid when read once at the planned end) or "sequential" (always valid:
+  // safe to look at as often as the dashboard refreshes).
+  std::string results_intervals = "fixed";
   int64_t pg_pool_size = 8;
   int64_t http_threads = 0;           // 0: hardware threads
   int64_t http_blocking_threads = 8;  // for requests that wait on a database
