@@ -147,8 +147,7 @@ Result<Config> Load(const std::string& toml_path, const std::map<std::string, st
   }
   if (std::find(kLogLevels.begin(), kLogLevels.end(), cfg.log_level) == kLogLevels.end()) {
     return Status::InvalidArgument(
-        "log_level must be one of trace, debug, info, warn, error, "
-        "critical, off; got \"" +
+        "log_level must be one of trace, debug, info, warn, error, critical, off; got \"" +
             SanitizeForMessage(cfg.log_level, 40) + "\"",
         "log_level");
   }
