@@ -1,4 +1,5 @@
 // splitstream: one binary, one subcommand per process role. Flags and wiring only.
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -224,6 +225,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   splitstream::InitLogging(cfg->log_level);
+  if (spdlog::should_log(spdlog::level::debug)) {
+    const std::string settings = cfg->Redacted();  // a line per setting, each ending in \n
+    spdlog::debug("configuration (secrets hidden):\n{}", settings.substr(0, settings.size() - 1));
+  }
 
   splitstream::Status st;
   if (serve->parsed()) {

@@ -48,6 +48,23 @@ expect_refused "users >= 1" loadgen --users 0
 expect_refused "treatment -0.4 = base rate x (1 + lift)" loadgen --base-rate 0.1 --lift -5
 expect_refused "--cuped-hours: Value -5 not in range" results checkout --cuped-hours -5
 expect_refused "The following argument was not expected: --no-such-flag" serve --no-such-flag
+expect_refused "log_level must be one of trace, debug, info, warn, error, critical, off; got \"verbose\"" \
+  --log-level verbose serve
+expect_refused "results_intervals must be fixed or sequential" serve --results-intervals always
+
+# At debug level a command logs the configuration it resolved, secrets hidden. It then fails to
+# reach PostgreSQL (port 1), which is not what is checked here.
+out=$(SPLITSTREAM_ADMIN_TOKEN=admin-secret-4711 SPLITSTREAM_CLIENT_TOKEN=client-secret-4712 \
+  SPLITSTREAM_PG_DSN='host=127.0.0.1 port=1 dbname=none user=none password=pg-secret-4713 connect_timeout=1' \
+  timeout 20 "$bin" --log-level debug results checkout 2>&1)
+if [[ $out == *"configuration (secrets hidden)"* && $out == *"results_intervals = fixed"* &&
+  $out == *"admin_token = ***"* && $out != *secret-471* ]]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  echo "FAIL: --log-level debug did not log the configuration with its secrets hidden:"
+  echo "$out" | head -20
+fi
 
 echo "flags_test: $passed passed, $failed failed"
 ((failed == 0))
