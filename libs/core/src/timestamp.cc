@@ -105,20 +105,21 @@ Result<int64_t> ParseTimestampMillis(std::string_view text, const std::string& f
 
 std::string FormatTimestamp(int64_t micros, const TimestampFormat& format) {
   constexpr int64_t kMicrosPerDay = int64_t{86400} * 1'000'000;
+  constexpr int64_t kPow10[] = {1, 10, 100, 1'000, 10'000, 100'000, 1'000'000};
   const int64_t days = FloorDiv(micros, kMicrosPerDay);
   const int64_t in_day = micros - days * kMicrosPerDay;  // 0 .. kMicrosPerDay - 1
   const int64_t secs = in_day / 1'000'000;
   const CivilDate c = CivilFromDays(days);
-  std::string out = fmt::format("{:04}-{:02}-{:02}{}{:02}:{:02}:{:02}", c.year, c.month, c.day,
-                                format.separator, secs / 3600, secs / 60 % 60, secs % 60);
-  const int digits = std::clamp(format.fraction_digits, 0, 6);
-  if (digits > 0) {
-    int64_t frac = in_day % 1'000'000;
-    for (int i = digits; i < 6; ++i) frac /= 10;
-    fmt::format_to(std::back_inserter(out), ".{:0{}}", frac, digits);
+  // One buffer for the whole text (an event batch formats up to 10 000 of these).
+  fmt::memory_buffer out;
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}{}{:02}:{:02}:{:02}", c.year, c.month,
+                 c.day, format.separator, secs / 3600, secs / 60 % 60, secs % 60);
+  if (const int digits = std::clamp(format.fraction_digits, 0, 6); digits > 0) {
+    fmt::format_to(std::back_inserter(out), ".{:0{}}", in_day % 1'000'000 / kPow10[6 - digits],
+                   digits);
   }
-  out += format.zone;
-  return out;
+  out.append(format.zone);
+  return fmt::to_string(out);
 }
 
 }  // namespace splitstream
